@@ -1,0 +1,259 @@
+/* Graph: tensor bookkeeping, liveness-based arena plan, weight upload and
+ * recording of the forward into one replayable command buffer. */
+#include <string.h>
+
+#include "graph.h"
+
+typedef struct {
+  uint64_t count;
+  int first, last; /* node indices of first write and last use */
+  bool input;
+  char *output_name; /* non-NULL: read back after each run */
+  uint64_t offset;   /* in the arena */
+  uint64_t staging;  /* in the staging buffer (inputs and outputs) */
+  int n, c, h, w;
+} tensor_info;
+
+struct graph {
+  ddpm_context *ctx;
+  GArray *tensors; /* tensor_info */
+  wstore *weights;
+  GArray *nodes; /* gnode */
+  uint64_t arena_bytes, staging_bytes;
+  bool planned, compiled;
+  vk_buffer arena, staging;
+  vk_program program;
+};
+
+#define TENSOR(g, i) (&g_array_index((g)->tensors, tensor_info, (i)))
+#define NODE(g, i) (&g_array_index((g)->nodes, gnode, (i)))
+
+graph *graph_new(ddpm_context *ctx, wstore *weights) {
+  graph *g = g_new0(graph, 1);
+  g->ctx = ctx;
+  g->weights = weights;
+  g->tensors = g_array_new(FALSE, TRUE, sizeof(tensor_info));
+  g->nodes = g_array_new(FALSE, TRUE, sizeof(gnode));
+  return g;
+}
+
+void graph_free(graph *g) {
+  if (!g) return;
+  vk_program_destroy(g->ctx, &g->program);
+  vk_buffer_destroy(g->ctx, &g->arena);
+  vk_buffer_destroy(g->ctx, &g->staging);
+  for (guint i = 0; i < g->tensors->len; i++) g_free(TENSOR(g, i)->output_name);
+  g_array_free(g->tensors, TRUE);
+  g_array_free(g->nodes, TRUE);
+  g_free(g);
+}
+
+static gtensor new_tensor(graph *g, int n, int c, int h, int w, bool input) {
+  tensor_info ti = {
+    .count = (uint64_t)n * c * h * w,
+    .first = input ? 0 : -1,
+    .last = -1,
+    .input = input,
+    .n = n, .c = c, .h = h, .w = w,
+  };
+  g_array_append_val(g->tensors, ti);
+  return (gtensor){(int)g->tensors->len - 1, n, c, h, w};
+}
+
+gtensor graph_input(graph *g, int n, int c, int h, int w) {
+  return new_tensor(g, n, c, h, w, true);
+}
+
+gtensor graph_tensor(graph *g, int n, int c, int h, int w) {
+  return new_tensor(g, n, c, h, w, false);
+}
+
+void graph_output(graph *g, gtensor t, const char *name) {
+  tensor_info *ti = TENSOR(g, t.id);
+  g_free(ti->output_name);
+  ti->output_name = g_strdup(name);
+}
+
+void graph_add(graph *g, const gnode *node) {
+  g_array_append_val(g->nodes, *node);
+}
+
+size_t graph_n_nodes(const graph *g) { return g->nodes->len; }
+
+void graph_groups_1d(uint64_t total, uint32_t local, uint32_t groups[3]) {
+  uint64_t n = (total + local - 1) / local;
+  if (n == 0) n = 1;
+  uint32_t x = n > 65535 ? 65535 : (uint32_t)n;
+  groups[0] = x;
+  groups[1] = (uint32_t)((n + x - 1) / x);
+  groups[2] = 1;
+}
+
+/* ---- memory plan --------------------------------------------------------- */
+
+typedef struct {
+  uint64_t begin, end;
+} range;
+
+static int cmp_range(const void *a, const void *b) {
+  const range *x = a, *y = b;
+  return x->begin < y->begin ? -1 : x->begin > y->begin;
+}
+
+static int cmp_by_size_desc(gconstpointer a, gconstpointer b, gpointer user) {
+  graph *g = user;
+  uint64_t sa = TENSOR(g, *(const int *)a)->count;
+  uint64_t sb = TENSOR(g, *(const int *)b)->count;
+  return sa > sb ? -1 : sa < sb;
+}
+
+/* Lifetimes from the node list, then greedy placement, largest first, at the
+ * lowest offset free during the tensor's whole lifetime. */
+static void plan(graph *g) {
+  if (g->planned) return;
+  int n_nodes = (int)g->nodes->len;
+  for (int i = 0; i < n_nodes; i++) {
+    gnode *nd = NODE(g, i);
+    for (uint32_t b = 0; b < nd->n_bind; b++) {
+      if (nd->bind[b].kind != GBIND_TENSOR) continue;
+      tensor_info *ti = TENSOR(g, nd->bind[b].id);
+      if (ti->first < 0) ti->first = i;
+      ti->last = i;
+    }
+  }
+  guint nt = g->tensors->len;
+  int *order = g_new(int, nt ? nt : 1);
+  for (guint i = 0; i < nt; i++) {
+    tensor_info *ti = TENSOR(g, i);
+    if (ti->first < 0) ti->first = 0;
+    if (ti->output_name || ti->last < 0) ti->last = n_nodes;
+    if (ti->input) ti->first = 0;
+    order[i] = (int)i;
+  }
+  g_qsort_with_data(order, (gint)nt, sizeof(int), cmp_by_size_desc, g);
+
+  range *busy = g_new(range, nt ? nt : 1);
+  bool *placed = g_new0(bool, nt ? nt : 1);
+  uint64_t arena = 0, staging = 0;
+  for (guint k = 0; k < nt; k++) {
+    tensor_info *ti = TENSOR(g, order[k]);
+    uint64_t bytes = vk_align(ti->count * sizeof(float));
+    size_t nb = 0;
+    for (guint j = 0; j < nt; j++) {
+      tensor_info *o = TENSOR(g, j);
+      if (!placed[j] || o->last < ti->first || o->first > ti->last) continue;
+      busy[nb++] = (range){o->offset, o->offset + vk_align(o->count * sizeof(float))};
+    }
+    qsort(busy, nb, sizeof *busy, cmp_range);
+    uint64_t at = 0;
+    for (size_t j = 0; j < nb; j++) {
+      if (busy[j].begin >= at + bytes) break;
+      if (busy[j].end > at) at = busy[j].end;
+    }
+    ti->offset = at;
+    placed[order[k]] = true;
+    if (at + bytes > arena) arena = at + bytes;
+    if (ti->input || ti->output_name) {
+      ti->staging = staging;
+      staging += bytes;
+    }
+  }
+  g_free(busy);
+  g_free(placed);
+  g_free(order);
+
+  g->arena_bytes = arena;
+  g->staging_bytes = staging;
+  g->planned = true;
+}
+
+uint64_t graph_plan_arena_bytes(graph *g) {
+  plan(g);
+  return g->arena_bytes;
+}
+
+uint64_t graph_device_bytes(const graph *g) {
+  return g->arena_bytes + g->staging_bytes;
+}
+
+/* ---- recording ------------------------------------------------------------ */
+
+static vk_binding resolve(graph *g, gbind b) {
+  if (b.kind == GBIND_WEIGHT) return wstore_binding(g->weights, b.id);
+  tensor_info *t = TENSOR(g, b.id);
+  return (vk_binding){&g->arena, t->offset, MAX(t->count, 1) * sizeof(float)};
+}
+
+static bool record(graph *g, GError **err) {
+  ddpm_context *ctx = g->ctx;
+  vk_program *p = &g->program;
+  if (!vk_program_begin(ctx, p, g->nodes->len, err)) return false;
+  for (guint i = 0; i < g->tensors->len; i++) {
+    tensor_info *t = TENSOR(g, i);
+    if (t->input && t->count)
+      vk_program_copy(p, &g->staging, t->staging, &g->arena, t->offset,
+                      t->count * sizeof(float));
+  }
+  vk_program_barrier(p);
+  for (guint i = 0; i < g->nodes->len; i++) {
+    gnode *nd = NODE(g, i);
+    const vk_kernel *k = vk_kernel_get(ctx, nd->spirv, nd->spirv_size,
+                                       nd->n_bind, nd->push_size, NULL, 0, err);
+    if (!k) return false;
+    vk_dispatch d = {.kernel = k};
+    for (uint32_t b = 0; b < nd->n_bind; b++) d.bindings[b] = resolve(g, nd->bind[b]);
+    memcpy(d.push, nd->push, nd->push_size);
+    memcpy(d.groups, nd->groups, sizeof d.groups);
+    if (!vk_program_dispatch(ctx, p, &d, err)) return false;
+    vk_program_barrier(p);
+  }
+  for (guint i = 0; i < g->tensors->len; i++) {
+    tensor_info *t = TENSOR(g, i);
+    if (t->output_name && t->count)
+      vk_program_copy(p, &g->arena, t->offset, &g->staging, t->staging,
+                      t->count * sizeof(float));
+  }
+  return vk_program_end(p, err);
+}
+
+bool graph_compile(graph *g, GError **err) {
+  g_return_val_if_fail(!g->compiled, false);
+  plan(g);
+  ddpm_context *ctx = g->ctx;
+  if (!wstore_upload(g->weights, err) ||
+      !vk_buffer_create(ctx, g->arena_bytes, VK_MEM_DEVICE, &g->arena, err) ||
+      !vk_buffer_create(ctx, g->staging_bytes, VK_MEM_HOST, &g->staging, err))
+    return false;
+  if (!record(g, err)) return false;
+  g->compiled = true;
+  return true;
+}
+
+float *graph_input_data(graph *g, gtensor t) {
+  plan(g);
+  tensor_info *ti = TENSOR(g, t.id);
+  g_return_val_if_fail(ti->input && g->staging.mapped, NULL);
+  return (float *)((uint8_t *)g->staging.mapped + ti->staging);
+}
+
+bool graph_run(graph *g, GError **err) {
+  g_return_val_if_fail(g->compiled, false);
+  return vk_program_run(g->ctx, &g->program, err);
+}
+
+const float *graph_output_data(graph *g, const char *name, gtensor *shape) {
+  for (guint i = 0; i < g->tensors->len; i++) {
+    tensor_info *t = TENSOR(g, i);
+    if (t->output_name && strcmp(t->output_name, name) == 0) {
+      if (shape) *shape = (gtensor){(int)i, t->n, t->c, t->h, t->w};
+      return (const float *)((const uint8_t *)g->staging.mapped + t->staging);
+    }
+  }
+  return NULL;
+}
+
+const float *graph_tensor_data(graph *g, gtensor t) {
+  tensor_info *ti = TENSOR(g, t.id);
+  g_return_val_if_fail(ti->output_name && g->compiled, NULL);
+  return (const float *)((const uint8_t *)g->staging.mapped + ti->staging);
+}

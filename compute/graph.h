@@ -1,0 +1,80 @@
+/* A compute graph: activation tensors, weights and a flat list of kernel
+ * dispatches.  Built once per input shape, then compiled: tensors get arena
+ * offsets from a liveness plan, weights are uploaded once, and the whole
+ * forward is recorded into one command buffer that is replayed per run. */
+#ifndef DDPM_GRAPH_H
+#define DDPM_GRAPH_H
+
+#include "vk/vk.h"
+#include "wstore.h"
+
+/* An activation tensor, NCHW (vectors use h = w = 1). */
+typedef struct {
+  int id;
+  int n, c, h, w;
+} gtensor;
+
+static inline uint64_t gtensor_count(gtensor t) {
+  return (uint64_t)t.n * t.c * t.h * t.w;
+}
+
+/* What a shader binding refers to. */
+typedef enum { GBIND_TENSOR, GBIND_WEIGHT } gbind_kind;
+typedef struct {
+  gbind_kind kind;
+  int id;
+} gbind;
+
+static inline gbind gb_tensor(gtensor t) { return (gbind){GBIND_TENSOR, t.id}; }
+static inline gbind gb_weight(gweight w) { return (gbind){GBIND_WEIGHT, w.id}; }
+
+/* One dispatch, as ops describe it. */
+typedef struct {
+  const char *op; /* kind, for profiling and messages */
+  const uint32_t *spirv;
+  size_t spirv_size;
+  uint32_t n_bind;
+  gbind bind[VK_MAX_BINDINGS];
+  int writes; /* index into bind[] of the written tensor */
+  uint32_t push_size;
+  uint8_t push[VK_MAX_PUSH];
+  uint32_t groups[3];
+} gnode;
+
+typedef struct graph graph;
+
+/* Weights come from `weights`, which must outlive the graph. */
+graph *graph_new(ddpm_context *ctx, wstore *weights);
+void graph_free(graph *g);
+
+/* A tensor written by the host before each run. */
+gtensor graph_input(graph *g, int n, int c, int h, int w);
+/* An intermediate tensor (arena-allocated, may share memory). */
+gtensor graph_tensor(graph *g, int n, int c, int h, int w);
+/* Marks a tensor readable after each run under `name`; it then keeps its
+ * own memory for the whole forward. */
+void graph_output(graph *g, gtensor t, const char *name);
+
+void graph_add(graph *g, const gnode *node);
+size_t graph_n_nodes(const graph *g);
+
+/* Plans memory, uploads the weights if not yet done, records the program.
+ * Activation + staging memory of the plan is in graph_device_bytes. */
+bool graph_compile(graph *g, GError **err);
+uint64_t graph_device_bytes(const graph *g);
+/* Arena size only (activations); valid before compile. */
+uint64_t graph_plan_arena_bytes(graph *g);
+
+/* Host pointer where the input's data goes before graph_run. */
+float *graph_input_data(graph *g, gtensor t);
+bool graph_run(graph *g, GError **err);
+/* Result of an output after graph_run (NULL for an unknown name). */
+const float *graph_output_data(graph *g, const char *name, gtensor *shape);
+
+/* Data of a tensor marked with graph_output, after graph_run. */
+const float *graph_tensor_data(graph *g, gtensor t);
+
+/* Helpers for ops: a 1-D dispatch over `total` invocations of `local`. */
+void graph_groups_1d(uint64_t total, uint32_t local, uint32_t groups[3]);
+
+#endif

@@ -1,0 +1,201 @@
+/* ddpm_model: a loaded UNet2DModel folder, its weights on the device and
+ * the compiled graph for the last input shape used. */
+#include <string.h>
+
+#include "graph.h"
+#include "model.h"
+#include "model/safetensors.h"
+#include "model/weights.h"
+#include "unet.h"
+
+#define WEIGHTS_FILE "diffusion_pytorch_model.safetensors"
+#define MAX_BATCH 4096
+#define MAX_TIMESTEP 1000000
+
+struct ddpm_model {
+  ddpm_context *ctx;
+  ddpm_unet_config cfg;
+  wstore *ws;
+  char dtype[8];
+  size_t n_nodes; /* at the natural size, batch 1 */
+  /* The graph of the last shape. */
+  graph *g;
+  unet_io io;
+  int n, h, w;
+  bool probed;
+};
+
+/* The folder that holds config.json: dir itself, or dir/unet. */
+static char *model_folder(const char *dir, GError **err) {
+  char *cfg = g_build_filename(dir, "config.json", NULL);
+  bool here = g_file_test(cfg, G_FILE_TEST_EXISTS);
+  g_free(cfg);
+  if (here) return g_strdup(dir);
+  char *unet = g_build_filename(dir, "unet", NULL);
+  cfg = g_build_filename(unet, "config.json", NULL);
+  bool sub = g_file_test(cfg, G_FILE_TEST_EXISTS);
+  g_free(cfg);
+  if (sub) return unet;
+  g_free(unet);
+  if (!g_file_test(dir, G_FILE_TEST_IS_DIR))
+    g_set_error(err, DDPM_ERROR, DDPM_ERROR_IO,
+                "%s: not a folder (expected a diffusers UNet2DModel folder)", dir);
+  else
+    g_set_error(err, DDPM_ERROR, DDPM_ERROR_IO,
+                "%s: no config.json here or in unet/ (expected a diffusers "
+                "UNet2DModel folder)", dir);
+  return NULL;
+}
+
+void ddpm_model_free(ddpm_model *m) {
+  if (!m) return;
+  graph_free(m->g);
+  if (m->io.probes) g_array_unref(m->io.probes);
+  wstore_free(m->ws);
+  g_free(m);
+}
+
+ddpm_model *ddpm_model_load(ddpm_context *ctx, const char *dir, GError **err) {
+  g_return_val_if_fail(ctx && dir, NULL);
+  char *folder = model_folder(dir, err);
+  if (!folder) return NULL;
+  ddpm_model *m = g_new0(ddpm_model, 1);
+  m->ctx = ctx;
+  m->ws = wstore_new(ctx);
+  char *cfg_path = g_build_filename(folder, "config.json", NULL);
+  char *st_path = g_build_filename(folder, WEIGHTS_FILE, NULL);
+  st_file *st = NULL;
+  wmap *src = NULL;
+  bool ok = ddpm_unet_config_load(cfg_path, &m->cfg, err);
+  if (ok && !g_file_test(st_path, G_FILE_TEST_EXISTS)) {
+    g_set_error(err, DDPM_ERROR, DDPM_ERROR_IO, "%s: file not found", st_path);
+    ok = false;
+  }
+  ok = ok && (st = st_open(st_path, err)) && (src = wmap_new(st, err));
+  if (ok) {
+    /* Build once at the natural size to request (and check) every weight. */
+    int size = m->cfg.sample_size > 0 ? m->cfg.sample_size
+                                      : 1 << (m->cfg.n_levels - 1);
+    graph *g = graph_new(ctx, m->ws);
+    unet_io io;
+    unet_build(g, m->ws, src, &m->cfg, 1, size, size, false, &io);
+    m->n_nodes = graph_n_nodes(g);
+    graph_free(g);
+    ok = wmap_finish(src, err);
+    g_strlcpy(m->dtype, wmap_dtype(src), sizeof m->dtype);
+  }
+  wmap_free(src);
+  st_close(st);
+  ok = ok && wstore_upload(m->ws, err);
+  g_free(cfg_path);
+  g_free(st_path);
+  g_free(folder);
+  if (!ok) {
+    ddpm_model_free(m);
+    return NULL;
+  }
+  return m;
+}
+
+void ddpm_model_get_info(const ddpm_model *m, ddpm_model_info *info) {
+  memset(info, 0, sizeof *info);
+  info->in_channels = m->cfg.in_channels;
+  info->out_channels = m->cfg.out_channels;
+  info->sample_size = m->cfg.sample_size;
+  info->n_levels = m->cfg.n_levels;
+  for (int i = 0; i < m->cfg.n_levels && i < 8; i++)
+    info->block_out_channels[i] = m->cfg.block_out_channels[i];
+  info->layers_per_block = m->cfg.layers_per_block;
+  /* The frequency table is ours, not the checkpoint's. */
+  info->n_params = wstore_params(m->ws) - m->cfg.block_out_channels[0] / 2;
+  info->weight_dtype = m->dtype;
+  info->weight_bytes = wstore_bytes(m->ws);
+  info->n_nodes = m->n_nodes;
+}
+
+const ddpm_unet_config *ddpm_model_config(const ddpm_model *m) {
+  return &m->cfg;
+}
+
+static bool check_args(ddpm_model *m, int n, int h, int w, GError **err) {
+  if (n < 1 || n > MAX_BATCH) {
+    g_set_error(err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
+                "batch size %d out of range 1..%d", n, MAX_BATCH);
+    return false;
+  }
+  return unet_check_size(&m->cfg, h, w, err);
+}
+
+/* Makes m->g the compiled graph for this shape. */
+static bool ensure_graph(ddpm_model *m, int n, int h, int w, bool probed,
+                         GError **err) {
+  if (m->g && m->n == n && m->h == h && m->w == w && m->probed == probed)
+    return true;
+  graph_free(m->g);
+  if (m->io.probes) g_array_unref(m->io.probes);
+  memset(&m->io, 0, sizeof m->io);
+  m->g = graph_new(m->ctx, m->ws);
+  unet_build(m->g, m->ws, NULL, &m->cfg, n, h, w, probed, &m->io);
+  if (!graph_compile(m->g, err)) {
+    graph_free(m->g);
+    m->g = NULL;
+    return false;
+  }
+  m->n = n, m->h = h, m->w = w, m->probed = probed;
+  return true;
+}
+
+static bool run(ddpm_model *m, const float *x, const int64_t *t, int n, int h,
+                int w, float *eps, bool probed, GError **err) {
+  if (!check_args(m, n, h, w, err)) return false;
+  for (int i = 0; i < n; i++)
+    if (t[i] < 0 || t[i] > MAX_TIMESTEP) {
+      g_set_error(err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
+                  "timestep %" G_GINT64_FORMAT " (batch item %d) out of range "
+                  "0..%d", t[i], i, MAX_TIMESTEP);
+      return false;
+    }
+  if (!ensure_graph(m, n, h, w, probed, err)) return false;
+  memcpy(graph_input_data(m->g, m->io.x), x,
+         gtensor_count(m->io.x) * sizeof(float));
+  float *tf = graph_input_data(m->g, m->io.t);
+  for (int i = 0; i < n; i++) tf[i] = (float)t[i];
+  if (!graph_run(m->g, err)) return false;
+  memcpy(eps, graph_tensor_data(m->g, m->io.eps),
+         gtensor_count(m->io.eps) * sizeof(float));
+  return true;
+}
+
+bool ddpm_model_forward(ddpm_model *m, const float *x, const int64_t *t,
+                        int n, int h, int w, float *eps, GError **err) {
+  g_return_val_if_fail(m && x && t && eps, false);
+  return run(m, x, t, n, h, w, eps, false, err);
+}
+
+bool ddpm_model_forward_probed(ddpm_model *m, const float *x, const int64_t *t,
+                               int n, int h, int w, float *eps,
+                               ddpm_probe_fn fn, void *user, GError **err) {
+  if (!run(m, x, t, n, h, w, eps, true, err)) return false;
+  for (guint i = 0; i < m->io.probes->len; i++) {
+    unet_probe *p = &g_array_index(m->io.probes, unet_probe, i);
+    fn(p->name, graph_tensor_data(m->g, p->t), p->t.n, p->t.c, p->t.h, p->t.w,
+       user);
+  }
+  return true;
+}
+
+uint64_t ddpm_model_memory_estimate(ddpm_model *m, int n, int h, int w,
+                                    GError **err) {
+  if (!check_args(m, n, h, w, err)) return 0;
+  graph *g = graph_new(m->ctx, m->ws);
+  unet_io io;
+  unet_build(g, m->ws, NULL, &m->cfg, n, h, w, false, &io);
+  graph_plan_arena_bytes(g); /* plans */
+  uint64_t bytes = graph_device_bytes(g) + wstore_bytes(m->ws);
+  graph_free(g);
+  return bytes;
+}
+
+uint64_t ddpm_model_peak_device_bytes(const ddpm_model *m) {
+  return m->ctx->peak_device_bytes;
+}

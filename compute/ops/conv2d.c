@@ -1,0 +1,40 @@
+#include <string.h>
+
+#include "ops/ops.h"
+#include "conv2d.spv.h"
+
+typedef struct {
+  uint32_t n, cin, h, w, cout, ho, wo, k, stride;
+  int32_t pad_t, pad_l;
+  uint32_t has_vec, has_res;
+  float out_scale;
+} conv2d_push;
+
+gtensor op_conv2d(graph *g, gtensor x, gweight w, gweight b, int cout,
+                  const conv2d_params *p) {
+  int ho = (x.h + p->pad_t + p->pad_b - p->k) / p->stride + 1;
+  int wo = (x.w + p->pad_l + p->pad_r - p->k) / p->stride + 1;
+  gtensor y = graph_tensor(g, x.n, cout, ho, wo);
+  conv2d_push pc = {
+    .n = x.n, .cin = x.c, .h = x.h, .w = x.w, .cout = cout,
+    .ho = ho, .wo = wo, .k = p->k, .stride = p->stride,
+    .pad_t = p->pad_t, .pad_l = p->pad_l,
+    .has_vec = p->vec != NULL, .has_res = p->residual != NULL,
+    .out_scale = p->out_scale != 0.0f ? p->out_scale : 1.0f,
+  };
+  /* Unused optional inputs are bound to x; the shader never reads them. */
+  gnode nd = {
+    .op = "conv2d",
+    .spirv = spv_conv2d, .spirv_size = sizeof spv_conv2d,
+    .n_bind = 6,
+    .bind = {gb_tensor(x), gb_weight(w), gb_weight(b),
+             gb_tensor(p->vec ? *p->vec : x),
+             gb_tensor(p->residual ? *p->residual : x), gb_tensor(y)},
+    .writes = 5,
+    .push_size = sizeof pc,
+  };
+  memcpy(nd.push, &pc, sizeof pc);
+  graph_groups_1d(gtensor_count(y), 64, nd.groups);
+  graph_add(g, &nd);
+  return y;
+}

@@ -1,0 +1,45 @@
+/* Ops: each appends its kernel dispatch(es) to a graph and returns the
+ * output tensor.  Shapes are NCHW; plain-C references live in tests/. */
+#ifndef DDPM_OPS_H
+#define DDPM_OPS_H
+
+#include "graph.h"
+
+/* Convolution with square kernel k, weights [cout, x.c, k, k], bias [cout].
+ * Padding is per side (diffusers' asymmetric downsample pad is 0,1,0,1).
+ * Optional epilogue: + vec[n, cout] (vec: [n, cout, 1, 1]), then
+ * (residual + result) / out_scale. */
+typedef struct {
+  int k, stride;
+  int pad_t, pad_l, pad_b, pad_r;
+  const gtensor *vec;
+  const gtensor *residual;
+  float out_scale; /* 0 means 1 */
+} conv2d_params;
+
+gtensor op_conv2d(graph *g, gtensor x, gweight w, gweight b, int cout,
+                  const conv2d_params *p);
+
+/* GroupNorm(groups, eps) with affine gamma/beta [c], then SiLU if asked. */
+gtensor op_groupnorm(graph *g, gtensor x, gweight gamma, gweight beta,
+                     int groups, float eps, bool silu);
+
+/* y[n, o] = silu_out?(W @ silu_in?(x[n]) + b), x: [n, in, 1, 1]. */
+gtensor op_linear(graph *g, gtensor x, gweight w, gweight b, int out,
+                  bool silu_in, bool silu_out);
+
+/* Sinusoidal embedding of t ([n,1,1,1] float) with frequencies freq[half]:
+ * [n, dim, 1, 1]. */
+gtensor op_timestep_embed(graph *g, gtensor t, gweight freq, int dim, int half,
+                          bool flip_sin_to_cos);
+
+/* softmax(Q K^T * dh^-0.5) V for `heads` heads; q, k, v, result: [n, c, h, w]
+ * with head h using channels h*dh .. (h+1)*dh - 1 and tokens h*w. */
+gtensor op_attention(graph *g, gtensor q, gtensor k, gtensor v, int heads);
+
+gtensor op_upsample_nearest2x(graph *g, gtensor x);
+gtensor op_concat(graph *g, gtensor a, gtensor b);
+/* y = x * scale + shift, elementwise. */
+gtensor op_affine(graph *g, gtensor x, float scale, float shift);
+
+#endif

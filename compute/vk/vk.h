@@ -1,0 +1,134 @@
+/* Internal Vulkan layer: context, buffers, compute kernels, command recording.
+ * Nothing here knows about U-Nets; compute/ops and compute/unet.c build on it. */
+#ifndef DDPM_VK_H
+#define DDPM_VK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vulkan/vulkan.h>
+
+#include "ddpm/ddpm.h"
+
+/* Alignment of every sub-allocation inside a buffer; a multiple of any
+ * device's minStorageBufferOffsetAlignment we expect (checked at start). */
+#define VK_SUBALLOC_ALIGN 256u
+
+typedef struct vk_kernel vk_kernel;
+
+struct ddpm_context {
+  VkInstance instance;
+  VkDebugUtilsMessengerEXT messenger;
+  VkPhysicalDevice phys;
+  VkDevice device;
+  VkQueue queue;
+  uint32_t queue_family;
+  VkCommandPool cmd_pool;
+  VkPipelineCache pipeline_cache;
+  VkPhysicalDeviceMemoryProperties mem_props;
+  VkPhysicalDeviceLimits limits;
+  ddpm_device_info info;
+  bool fp16_weights; /* requested and supported */
+  unsigned validation_messages;
+  uint64_t device_bytes, peak_device_bytes; /* live / peak allocations */
+  GPtrArray *kernels; /* vk_kernel*, cached by (spirv, specialization) */
+};
+
+/* Sets *err from a failed Vulkan call; always returns false. */
+bool vk_fail(VkResult r, const char *what, GError **err);
+const char *vk_result_name(VkResult r);
+
+/* ---- buffers ----------------------------------------------------------- */
+
+typedef struct {
+  VkBuffer buf;
+  VkDeviceMemory mem;
+  VkDeviceSize size;
+  void *mapped; /* host-visible buffers only */
+} vk_buffer;
+
+typedef enum {
+  VK_MEM_DEVICE, /* device-local; transfer src/dst */
+  VK_MEM_HOST,   /* host-visible, coherent, mapped; preferably cached */
+} vk_mem_kind;
+
+bool vk_buffer_create(ddpm_context *ctx, VkDeviceSize size, vk_mem_kind kind,
+                      vk_buffer *out, GError **err);
+void vk_buffer_destroy(ddpm_context *ctx, vk_buffer *b);
+
+/* A range of a buffer bound to one shader binding. */
+typedef struct {
+  const vk_buffer *buffer;
+  VkDeviceSize offset, range;
+} vk_binding;
+
+/* ---- kernels ----------------------------------------------------------- */
+
+#define VK_MAX_BINDINGS 8
+#define VK_MAX_PUSH 128
+#define VK_MAX_SPEC 8
+
+struct vk_kernel {
+  const uint32_t *spirv;
+  size_t spirv_size;
+  uint32_t n_bindings, push_size;
+  uint32_t spec[VK_MAX_SPEC];
+  uint32_t n_spec;
+  VkShaderModule module;
+  VkDescriptorSetLayout set_layout;
+  VkPipelineLayout layout;
+  VkPipeline pipeline;
+};
+
+/* Returns the cached pipeline for this SPIR-V and specialization constants
+ * (constant_id 0..n_spec-1), creating it on first use.  Owned by ctx. */
+const vk_kernel *vk_kernel_get(ddpm_context *ctx, const uint32_t *spirv,
+                               size_t spirv_size, uint32_t n_bindings,
+                               uint32_t push_size, const uint32_t *spec,
+                               uint32_t n_spec, GError **err);
+
+/* ---- command recording ------------------------------------------------- */
+
+/* One recorded dispatch. */
+typedef struct {
+  const vk_kernel *kernel;
+  vk_binding bindings[VK_MAX_BINDINGS];
+  uint8_t push[VK_MAX_PUSH];
+  uint32_t groups[3];
+} vk_dispatch;
+
+/* A command buffer with its descriptor sets: record once, submit many. */
+typedef struct {
+  VkCommandBuffer cb;
+  VkDescriptorPool pool;
+  VkFence fence;
+  bool recording;
+} vk_program;
+
+bool vk_program_begin(ddpm_context *ctx, vk_program *p, uint32_t max_sets,
+                      GError **err);
+void vk_program_copy(vk_program *p, const vk_buffer *src, VkDeviceSize src_off,
+                     const vk_buffer *dst, VkDeviceSize dst_off,
+                     VkDeviceSize size);
+bool vk_program_dispatch(ddpm_context *ctx, vk_program *p,
+                         const vk_dispatch *d, GError **err);
+/* Makes earlier writes (shader or transfer) visible to later reads. */
+void vk_program_barrier(vk_program *p);
+bool vk_program_end(vk_program *p, GError **err);
+/* Submits and waits. */
+bool vk_program_run(ddpm_context *ctx, vk_program *p, GError **err);
+void vk_program_destroy(ddpm_context *ctx, vk_program *p);
+
+/* Convenience for tests and small jobs: one dispatch, submitted and waited. */
+bool vk_run_single(ddpm_context *ctx, const vk_dispatch *d, GError **err);
+
+static inline VkDeviceSize vk_align(VkDeviceSize x) {
+  return (x + VK_SUBALLOC_ALIGN - 1) & ~(VkDeviceSize)(VK_SUBALLOC_ALIGN - 1);
+}
+
+static inline uint32_t vk_div_up(uint64_t a, uint32_t b) {
+  return (uint32_t)((a + b - 1) / b);
+}
+
+#endif

@@ -1,0 +1,117 @@
+#include <string.h>
+
+#include "wstore.h"
+
+typedef struct {
+  uint64_t count;
+  float *host;
+  uint64_t offset;
+} entry;
+
+struct wstore {
+  ddpm_context *ctx;
+  GArray *entries;    /* entry */
+  GHashTable *by_name; /* name -> id + 1 */
+  uint64_t bytes, params;
+  vk_buffer buf;
+  bool uploaded;
+};
+
+#define ENTRY(ws, i) (&g_array_index((ws)->entries, entry, (i)))
+#define UPLOAD_CHUNK ((uint64_t)32 << 20)
+
+wstore *wstore_new(ddpm_context *ctx) {
+  wstore *ws = g_new0(wstore, 1);
+  ws->ctx = ctx;
+  ws->entries = g_array_new(FALSE, TRUE, sizeof(entry));
+  ws->by_name = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  return ws;
+}
+
+void wstore_free(wstore *ws) {
+  if (!ws) return;
+  vk_buffer_destroy(ws->ctx, &ws->buf);
+  for (guint i = 0; i < ws->entries->len; i++) g_free(ENTRY(ws, i)->host);
+  g_array_free(ws->entries, TRUE);
+  g_hash_table_destroy(ws->by_name);
+  g_free(ws);
+}
+
+float *wstore_add(wstore *ws, const char *name, uint64_t count, gweight *out) {
+  g_return_val_if_fail(!ws->uploaded, NULL);
+  entry e = {.count = count, .host = g_new0(float, count ? count : 1),
+             .offset = ws->bytes};
+  ws->bytes += vk_align(MAX(count, 1) * sizeof(float));
+  ws->params += count;
+  g_array_append_val(ws->entries, e);
+  int id = (int)ws->entries->len - 1;
+  if (name) g_hash_table_insert(ws->by_name, g_strdup(name), GINT_TO_POINTER(id + 1));
+  *out = (gweight){id, count};
+  return e.host;
+}
+
+bool wstore_find(const wstore *ws, const char *name, gweight *out) {
+  int id = GPOINTER_TO_INT(g_hash_table_lookup(ws->by_name, name)) - 1;
+  if (id < 0) return false;
+  *out = (gweight){id, ENTRY(ws, id)->count};
+  return true;
+}
+
+/* Streams the weights image (each array at its offset, padding zero) through
+ * a host-visible chunk into the device buffer. */
+bool wstore_upload(wstore *ws, GError **err) {
+  if (ws->uploaded) return true;
+  ddpm_context *ctx = ws->ctx;
+  if (!vk_buffer_create(ctx, ws->bytes, VK_MEM_DEVICE, &ws->buf, err))
+    return false;
+  uint64_t chunk = MIN(UPLOAD_CHUNK, MAX(ws->bytes, 16));
+  vk_buffer stage;
+  if (!vk_buffer_create(ctx, chunk, VK_MEM_HOST, &stage, err)) {
+    vk_buffer_destroy(ctx, &ws->buf);
+    return false;
+  }
+  bool ok = true;
+  guint i = 0;
+  for (uint64_t pos = 0; pos < ws->bytes && ok; pos += chunk) {
+    uint64_t len = MIN(chunk, ws->bytes - pos);
+    uint8_t *dst = stage.mapped;
+    memset(dst, 0, len);
+    while (i < ws->entries->len) {
+      entry *e = ENTRY(ws, i);
+      uint64_t wb = e->offset, we = e->offset + e->count * sizeof(float);
+      if (wb >= pos + len) break;
+      uint64_t b = MAX(wb, pos), end = MIN(we, pos + len);
+      if (end > b) memcpy(dst + (b - pos), (uint8_t *)e->host + (b - wb), end - b);
+      if (we > pos + len) break; /* continues in the next chunk */
+      i++;
+    }
+    vk_program p;
+    ok = vk_program_begin(ctx, &p, 1, err);
+    if (ok) {
+      vk_program_copy(&p, &stage, 0, &ws->buf, pos, len);
+      ok = vk_program_end(&p, err) && vk_program_run(ctx, &p, err);
+      vk_program_destroy(ctx, &p);
+    }
+  }
+  vk_buffer_destroy(ctx, &stage);
+  if (!ok) {
+    vk_buffer_destroy(ctx, &ws->buf);
+    return false;
+  }
+  for (guint k = 0; k < ws->entries->len; k++) {
+    g_free(ENTRY(ws, k)->host);
+    ENTRY(ws, k)->host = NULL;
+  }
+  ws->uploaded = true;
+  return true;
+}
+
+bool wstore_uploaded(const wstore *ws) { return ws->uploaded; }
+
+vk_binding wstore_binding(const wstore *ws, int id) {
+  const entry *e = &g_array_index(ws->entries, entry, id);
+  return (vk_binding){&ws->buf, e->offset, MAX(e->count, 1) * sizeof(float)};
+}
+
+uint64_t wstore_bytes(const wstore *ws) { return ws->bytes; }
+uint64_t wstore_params(const wstore *ws) { return ws->params; }

@@ -1,0 +1,32 @@
+/* Weight store: named float32 arrays filled on the host, uploaded once into
+ * one device buffer (through a small staging chunk), shared by every graph
+ * built for a model. */
+#ifndef DDPM_WSTORE_H
+#define DDPM_WSTORE_H
+
+#include "vk/vk.h"
+
+typedef struct {
+  int id;
+  uint64_t count;
+} gweight;
+
+typedef struct wstore wstore;
+
+wstore *wstore_new(ddpm_context *ctx);
+void wstore_free(wstore *ws);
+
+/* A new array of `count` floats; fill the returned host pointer before the
+ * upload.  `name` (may be NULL) lets later graphs find it with wstore_find. */
+float *wstore_add(wstore *ws, const char *name, uint64_t count, gweight *out);
+bool wstore_find(const wstore *ws, const char *name, gweight *out);
+
+/* Uploads what is not on the device yet and frees the host copies. */
+bool wstore_upload(wstore *ws, GError **err);
+bool wstore_uploaded(const wstore *ws);
+
+vk_binding wstore_binding(const wstore *ws, int id);
+uint64_t wstore_bytes(const wstore *ws);
+uint64_t wstore_params(const wstore *ws);
+
+#endif

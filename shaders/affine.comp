@@ -1,0 +1,16 @@
+#version 450
+// Elementwise y = x * scale + shift (e.g. center_input_sample: 2x - 1).
+#extension GL_GOOGLE_include_directive : require
+layout(local_size_x = 64) in;
+#include "index.glsl"
+
+layout(std430, binding = 0) readonly buffer X { float x[]; };
+layout(std430, binding = 1) writeonly buffer Y { float y[]; };
+
+layout(push_constant) uniform P { uint count; float scale, shift; } p;
+
+void main() {
+  uint idx = flat_index();
+  if (idx >= p.count) return;
+  y[idx] = x[idx] * p.scale + p.shift;
+}

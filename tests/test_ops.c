@@ -1,0 +1,312 @@
+/* Every kernel against its plain-C reference (tests/ref_ops.c) on random
+ * shapes, including odd sizes and channel counts that do not divide the
+ * workgroup size.  Runs with the validation layer; any message fails. */
+#include <math.h>
+#include <string.h>
+
+#include "ops/ops.h"
+#include "ref_ops.h"
+
+static ddpm_context *ctx;
+static GRand *rng;
+
+static void fill(float *p, size_t n, float lo, float hi) {
+  for (size_t i = 0; i < n; i++) p[i] = (float)g_rand_double_range(rng, lo, hi);
+}
+
+static float *rand_array(size_t n) {
+  float *p = g_new(float, n ? n : 1);
+  fill(p, n, -1, 1);
+  return p;
+}
+
+/* A weight in `ws` holding a copy of host data. */
+static gweight add_weight(wstore *ws, const float *data, size_t n) {
+  gweight w;
+  memcpy(wstore_add(ws, NULL, n, &w), data, n * sizeof(float));
+  return w;
+}
+
+static void check_close(const char *what, const float *got, const float *want,
+                        size_t n, double tol) {
+  double max_err = 0, max_ref = 0;
+  for (size_t i = 0; i < n; i++) {
+    max_err = fmax(max_err, fabs((double)got[i] - want[i]));
+    max_ref = fmax(max_ref, fabs(want[i]));
+    if (!isfinite(got[i])) max_err = INFINITY;
+  }
+  double bound = tol * fmax(1.0, max_ref);
+  if (g_test_verbose() || max_err > bound)
+    g_printerr("%s: n=%zu max|err|=%.3g (bound %.3g)\n", what, n, max_err, bound);
+  g_assert_cmpfloat(max_err, <=, bound);
+}
+
+/* Builds, compiles and runs a graph whose single output is named "y". */
+typedef struct {
+  wstore *ws;
+  graph *g;
+} harness;
+
+static harness harness_new(void) {
+  harness h;
+  h.ws = wstore_new(ctx);
+  h.g = graph_new(ctx, h.ws);
+  return h;
+}
+
+static const float *harness_run(harness *h, gtensor y, gtensor *in,
+                                const float **in_data, int n_in) {
+  GError *err = NULL;
+  graph_output(h->g, y, "y");
+  g_assert_true(graph_compile(h->g, &err));
+  g_assert_no_error(err);
+  for (int i = 0; i < n_in; i++)
+    memcpy(graph_input_data(h->g, in[i]), in_data[i],
+           gtensor_count(in[i]) * sizeof(float));
+  g_assert_true(graph_run(h->g, &err));
+  g_assert_no_error(err);
+  return graph_output_data(h->g, "y", NULL);
+}
+
+static void harness_free(harness *h) {
+  graph_free(h->g);
+  wstore_free(h->ws);
+}
+
+static void conv_case(int n, int cin, int hh, int ww, int cout, int k,
+                      int stride, int pt, int pl, int pb, int pr, bool vec,
+                      bool res, float scale) {
+  harness h = harness_new();
+  int ho = (hh + pt + pb - k) / stride + 1, wo = (ww + pl + pr - k) / stride + 1;
+  float *x = rand_array((size_t)n * cin * hh * ww);
+  float *wt = rand_array((size_t)cout * cin * k * k);
+  float *b = rand_array(cout);
+  float *v = rand_array((size_t)n * cout);
+  float *r = rand_array((size_t)n * cout * ho * wo);
+  gtensor in[3];
+  const float *data[3] = {x, v, r};
+  int n_in = 0;
+  in[n_in++] = graph_input(h.g, n, cin, hh, ww);
+  gtensor tv = graph_input(h.g, n, cout, 1, 1);
+  gtensor tr = graph_input(h.g, n, cout, ho, wo);
+  in[n_in++] = tv;
+  in[n_in++] = tr;
+  conv2d_params p = {.k = k, .stride = stride, .pad_t = pt, .pad_l = pl,
+                     .pad_b = pb, .pad_r = pr, .vec = vec ? &tv : NULL,
+                     .residual = res ? &tr : NULL, .out_scale = scale};
+  gtensor y = op_conv2d(h.g, in[0], add_weight(h.ws, wt, (size_t)cout * cin * k * k),
+                        add_weight(h.ws, b, cout), cout, &p);
+  g_assert_cmpint(y.h, ==, ho);
+  g_assert_cmpint(y.w, ==, wo);
+  const float *got = harness_run(&h, y, in, data, n_in);
+  float *want = g_new(float, gtensor_count(y));
+  int rho, rwo;
+  ref_conv2d(x, n, cin, hh, ww, wt, b, cout, k, stride, pt, pl, pb, pr,
+             vec ? v : NULL, res ? r : NULL, scale ? scale : 1, want, &rho, &rwo);
+  char *what = g_strdup_printf("conv2d n%d cin%d %dx%d cout%d k%d s%d pad%d%d%d%d",
+                               n, cin, hh, ww, cout, k, stride, pt, pl, pb, pr);
+  check_close(what, got, want, gtensor_count(y), 1e-5);
+  g_free(what);
+  g_free(want);
+  g_free(x); g_free(wt); g_free(b); g_free(v); g_free(r);
+  harness_free(&h);
+}
+
+static void test_conv2d(void) {
+  conv_case(1, 3, 16, 16, 32, 3, 1, 1, 1, 1, 1, false, false, 0);
+  conv_case(2, 5, 7, 9, 13, 3, 1, 1, 1, 1, 1, true, true, 1.5f);
+  conv_case(3, 7, 9, 5, 6, 1, 1, 0, 0, 0, 0, false, true, 1.0f);
+  conv_case(2, 6, 10, 10, 6, 3, 2, 1, 1, 1, 1, false, false, 0);
+  conv_case(2, 6, 10, 12, 9, 3, 2, 0, 0, 1, 1, false, false, 0); /* diffusers pad 0 */
+  conv_case(1, 33, 5, 3, 65, 3, 1, 1, 1, 1, 1, true, false, 0);
+}
+
+static void groupnorm_case(int n, int c, int hh, int ww, int groups, bool silu) {
+  harness h = harness_new();
+  size_t cnt = (size_t)n * c * hh * ww;
+  float *x = rand_array(cnt);
+  for (size_t i = 0; i < cnt; i++) x[i] = x[i] * 3 + 0.5f; /* non-zero mean */
+  float *gm = rand_array(c), *bt = rand_array(c);
+  gtensor in = graph_input(h.g, n, c, hh, ww);
+  gtensor y = op_groupnorm(h.g, in, add_weight(h.ws, gm, c),
+                           add_weight(h.ws, bt, c), groups, 1e-5f, silu);
+  const float *data[1] = {x};
+  const float *got = harness_run(&h, y, &in, data, 1);
+  float *want = g_new(float, cnt);
+  ref_groupnorm(x, n, c, hh * ww, gm, bt, groups, 1e-5f, silu, want);
+  check_close("groupnorm", got, want, cnt, 2e-5);
+  g_free(want); g_free(x); g_free(gm); g_free(bt);
+  harness_free(&h);
+}
+
+static void test_groupnorm(void) {
+  groupnorm_case(2, 32, 16, 16, 8, false);
+  groupnorm_case(3, 15, 7, 5, 5, true);
+  groupnorm_case(1, 6, 33, 31, 3, true); /* more elements than threads */
+  groupnorm_case(2, 4, 1, 1, 4, false);  /* one element per group */
+}
+
+static void linear_case(int n, int in_f, int out_f, bool si, bool so) {
+  harness h = harness_new();
+  float *x = rand_array((size_t)n * in_f);
+  float *w = rand_array((size_t)in_f * out_f), *b = rand_array(out_f);
+  gtensor in = graph_input(h.g, n, in_f, 1, 1);
+  gtensor y = op_linear(h.g, in, add_weight(h.ws, w, (size_t)in_f * out_f),
+                        add_weight(h.ws, b, out_f), out_f, si, so);
+  const float *data[1] = {x};
+  const float *got = harness_run(&h, y, &in, data, 1);
+  float *want = g_new(float, (size_t)n * out_f);
+  ref_linear(x, n, in_f, w, b, out_f, si, so, want);
+  check_close("linear", got, want, (size_t)n * out_f, 1e-5);
+  g_free(want); g_free(x); g_free(w); g_free(b);
+  harness_free(&h);
+}
+
+static void test_linear(void) {
+  linear_case(2, 32, 128, false, true);
+  linear_case(3, 129, 67, true, false);
+  linear_case(1, 1, 1, false, false);
+}
+
+static void timestep_case(int n, int dim, float shift, bool flip) {
+  harness h = harness_new();
+  int half = dim / 2;
+  float *freq = g_new(float, half ? half : 1);
+  ref_timestep_freqs(half, shift, freq);
+  float *t = g_new(float, n);
+  for (int i = 0; i < n; i++) t[i] = (float)g_rand_int_range(rng, 0, 1000);
+  t[0] = 999; /* the largest argument DDPM uses */
+  gtensor in = graph_input(h.g, n, 1, 1, 1);
+  gtensor y = op_timestep_embed(h.g, in, add_weight(h.ws, freq, half), dim,
+                                half, flip);
+  const float *data[1] = {t};
+  const float *got = harness_run(&h, y, &in, data, 1);
+  float *want = g_new(float, (size_t)n * dim);
+  ref_timestep_embed(t, n, freq, dim, half, flip, want);
+  check_close("timestep_embed", got, want, (size_t)n * dim, 1e-6);
+  g_free(want); g_free(t); g_free(freq);
+  harness_free(&h);
+}
+
+static void test_timestep_embed(void) {
+  timestep_case(5, 32, 1, false);
+  timestep_case(3, 16, 0, true);
+  timestep_case(4, 33, 0, true); /* odd: zero pad */
+  timestep_case(2, 256, 0, false);
+}
+
+static void attention_case(int n, int c, int hh, int ww, int heads) {
+  harness h = harness_new();
+  size_t cnt = (size_t)n * c * hh * ww;
+  float *q = rand_array(cnt), *k = rand_array(cnt), *v = rand_array(cnt);
+  for (size_t i = 0; i < cnt; i++) q[i] *= 4; /* peaky softmax */
+  gtensor in[3] = {graph_input(h.g, n, c, hh, ww), graph_input(h.g, n, c, hh, ww),
+                   graph_input(h.g, n, c, hh, ww)};
+  gtensor y = op_attention(h.g, in[0], in[1], in[2], heads);
+  const float *data[3] = {q, k, v};
+  const float *got = harness_run(&h, y, in, data, 3);
+  float *want = g_new(float, cnt);
+  ref_attention(q, k, v, n, c, hh * ww, heads, want);
+  check_close("attention", got, want, cnt, 1e-5);
+  g_free(want); g_free(q); g_free(k); g_free(v);
+  harness_free(&h);
+}
+
+static void test_attention(void) {
+  attention_case(2, 64, 8, 8, 1);
+  attention_case(1, 48, 6, 6, 6);
+  attention_case(3, 15, 5, 3, 3);
+  attention_case(1, 8, 1, 1, 1);
+}
+
+static void test_upsample_concat(void) {
+  harness h = harness_new();
+  int n = 2, c = 5, hh = 3, ww = 7, c2 = 3;
+  size_t cnt = (size_t)n * c * hh * ww;
+  float *x = rand_array(cnt);
+  float *b = rand_array((size_t)n * c2 * 4 * hh * ww);
+  gtensor in[2] = {graph_input(h.g, n, c, hh, ww),
+                   graph_input(h.g, n, c2, 2 * hh, 2 * ww)};
+  gtensor up = op_upsample_nearest2x(h.g, in[0]);
+  graph_output(h.g, up, "up");
+  gtensor y = op_concat(h.g, up, in[1]);
+  const float *data[2] = {x, b};
+  const float *got = harness_run(&h, y, in, data, 2);
+  float *want_up = g_new(float, cnt * 4);
+  ref_upsample2x(x, n * c, hh, ww, want_up);
+  check_close("upsample", graph_output_data(h.g, "up", NULL), want_up, cnt * 4, 0);
+  float *want = g_new(float, gtensor_count(y));
+  ref_concat(want_up, b, n, c, c2, 4 * hh * ww, want);
+  check_close("concat", got, want, gtensor_count(y), 0);
+  g_free(want); g_free(want_up); g_free(x); g_free(b);
+  harness_free(&h);
+}
+
+static void test_affine(void) {
+  harness h = harness_new();
+  size_t cnt = 1001;
+  float *x = rand_array(cnt);
+  gtensor in = graph_input(h.g, 1, 1, 7, 143);
+  gtensor y = op_affine(h.g, in, 2.0f, -1.0f);
+  const float *data[1] = {x};
+  const float *got = harness_run(&h, y, &in, data, 1);
+  float *want = g_new(float, cnt);
+  for (size_t i = 0; i < cnt; i++) want[i] = 2.0f * x[i] - 1.0f;
+  check_close("affine", got, want, cnt, 1e-7);
+  g_free(want); g_free(x);
+  harness_free(&h);
+}
+
+/* Many tensors with overlapping lifetimes: the arena plan must not let two
+ * live tensors share memory (a chain of adds checks every value). */
+static void test_arena_reuse(void) {
+  harness h = harness_new();
+  float *x = rand_array(64);
+  gtensor in = graph_input(h.g, 1, 4, 4, 4);
+  gtensor a = op_affine(h.g, in, 1.0f, 1.0f);
+  gtensor b = op_affine(h.g, a, 2.0f, 0.0f);
+  gtensor c = op_concat(h.g, a, b); /* a still live here */
+  gtensor d = op_affine(h.g, c, 1.0f, -3.0f);
+  gtensor e = op_affine(h.g, d, 0.5f, 0.0f);
+  const float *data[1] = {x};
+  const float *got = harness_run(&h, e, &in, data, 1);
+  float want[128];
+  for (int i = 0; i < 64; i++) {
+    want[i] = ((x[i] + 1) - 3) * 0.5f;
+    want[64 + i] = ((x[i] + 1) * 2 - 3) * 0.5f;
+  }
+  check_close("arena", got, want, 128, 1e-6);
+  g_assert_cmpuint(graph_plan_arena_bytes(h.g), <, 7 * vk_align(128 * 4));
+  g_free(x);
+  harness_free(&h);
+}
+
+int main(int argc, char **argv) {
+  g_test_init(&argc, &argv, NULL);
+  GError *err = NULL;
+  ddpm_context_params cp = ddpm_context_default_params();
+  cp.validation = true;
+  ctx = ddpm_context_new(&cp, &err);
+  if (!ctx) {
+    g_printerr("no Vulkan context: %s\n", err->message);
+    return 1;
+  }
+  rng = g_rand_new_with_seed(42);
+  g_test_add_func("/ops/conv2d", test_conv2d);
+  g_test_add_func("/ops/groupnorm", test_groupnorm);
+  g_test_add_func("/ops/linear", test_linear);
+  g_test_add_func("/ops/timestep_embed", test_timestep_embed);
+  g_test_add_func("/ops/attention", test_attention);
+  g_test_add_func("/ops/upsample_concat", test_upsample_concat);
+  g_test_add_func("/ops/affine", test_affine);
+  g_test_add_func("/ops/arena_reuse", test_arena_reuse);
+  int rc = g_test_run();
+  unsigned msgs = ddpm_context_validation_messages(ctx);
+  ddpm_context_free(ctx);
+  g_rand_free(rng);
+  if (msgs) {
+    g_printerr("FAIL: %u validation message(s)\n", msgs);
+    return 1;
+  }
+  return rc;
+}
