@@ -2,6 +2,7 @@
 #ifndef DDPM_TEST_GOLDEN_H
 #define DDPM_TEST_GOLDEN_H
 
+#include <dlfcn.h>
 #include <math.h>
 
 #include "ddpm/ddpm.h"
@@ -39,7 +40,15 @@ static inline double rel_max_err(const float *got, const float *want, size_t n) 
   return e / (m > 1 ? m : 1);
 }
 
+/* A context with the validation layer on.  Driver and layer libraries are
+ * pinned in memory (RTLD_NODELETE) so that LeakSanitizer does not report
+ * their process-lifetime allocations as leaks once the loader unloads them. */
 static inline ddpm_context *test_context(void) {
+  static const char *const pinned[] = {
+    "libVkLayer_khronos_validation.so", "libVkLayer_MESA_device_select.so",
+    "libvulkan_lvp.so"};
+  for (size_t i = 0; i < G_N_ELEMENTS(pinned); i++)
+    dlopen(pinned[i], RTLD_NOW | RTLD_NODELETE);
   GError *err = NULL;
   ddpm_context_params cp = ddpm_context_default_params();
   cp.validation = true;

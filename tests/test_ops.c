@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "golden.h"
 #include "ops/ops.h"
 #include "ref_ops.h"
 
@@ -283,14 +284,7 @@ static void test_arena_reuse(void) {
 
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
-  GError *err = NULL;
-  ddpm_context_params cp = ddpm_context_default_params();
-  cp.validation = true;
-  ctx = ddpm_context_new(&cp, &err);
-  if (!ctx) {
-    g_printerr("no Vulkan context: %s\n", err->message);
-    return 1;
-  }
+  ctx = test_context();
   rng = g_rand_new_with_seed(42);
   g_test_add_func("/ops/conv2d", test_conv2d);
   g_test_add_func("/ops/groupnorm", test_groupnorm);

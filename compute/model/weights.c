@@ -1,3 +1,4 @@
+#include <math.h>
 #include <string.h>
 
 #include "model/weights.h"
@@ -5,7 +6,10 @@
 #define MAX_LISTED 40 /* problems spelled out in one error message */
 
 struct wmap {
-  const st_file *file;
+  const st_file *file; /* NULL: random weights */
+  uint64_t seed;
+  int last_fan_in;     /* of the last .weight requested (for its .bias) */
+  GArray *record;      /* st_out_tensor copies of random weights, if asked */
   GHashTable *by_name; /* canonical name -> const st_tensor* */
   GHashTable *used;    /* canonical names requested */
   GPtrArray *problems; /* char* */
@@ -56,8 +60,17 @@ wmap *wmap_new(const st_file *file, GError **err) {
 
 void wmap_free(wmap *m) {
   if (!m) return;
-  g_hash_table_destroy(m->by_name);
-  g_hash_table_destroy(m->used);
+  if (m->by_name) g_hash_table_destroy(m->by_name);
+  if (m->used) g_hash_table_destroy(m->used);
+  if (m->record) {
+    for (guint i = 0; i < m->record->len; i++)
+    {
+      st_out_tensor *t = &g_array_index(m->record, st_out_tensor, i);
+      g_free((char *)t->name);
+      g_free((void *)t->data);
+    }
+    g_array_free(m->record, TRUE);
+  }
   g_ptr_array_free(m->problems, TRUE);
   g_free(m);
 }
@@ -70,12 +83,71 @@ static char *shape_str(int ndim, const int64_t *shape) {
   return g_string_free(s, FALSE);
 }
 
+static uint64_t mix64(uint64_t z) {
+  z = (z ^ z >> 30) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ z >> 27) * 0x94D049BB133111EBull;
+  return z ^ z >> 31;
+}
+
+void weights_random_fill(uint64_t seed, const char *name, float offset,
+                         float scale, float *dst, uint64_t count) {
+  uint64_t h = 0xCBF29CE484222325ull;
+  for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+    h = (h ^ *p) * 0x100000001B3ull;
+  uint64_t base = mix64(h ^ seed);
+  for (uint64_t i = 0; i < count; i++) {
+    uint64_t r = mix64(base + (i + 1) * 0x9E3779B97F4A7C15ull);
+    float u = (float)((int64_t)(r >> 40) - (1 << 23)) / (float)(1 << 23);
+    dst[i] = offset + scale * u;
+  }
+}
+
+void wmap_keep_random(wmap *m) {
+  if (!m->record) m->record = g_array_new(FALSE, TRUE, sizeof(st_out_tensor));
+}
+
+const st_out_tensor *wmap_kept(const wmap *m, size_t *n) {
+  *n = m->record ? m->record->len : 0;
+  return m->record ? (const st_out_tensor *)m->record->data : NULL;
+}
+
+wmap *wmap_new_random(uint64_t seed) {
+  wmap *m = g_new0(wmap, 1);
+  m->seed = seed;
+  m->problems = g_ptr_array_new_with_free_func(g_free);
+  m->dtype_seen = 1 << ST_F32;
+  return m;
+}
+
+static void random_request(wmap *m, const char *name, int ndim,
+                           const int64_t *shape, float *dst, uint64_t count) {
+  bool norm = strstr(name, "norm") != NULL; /* norm1/2, group_norm, conv_norm_out */
+  bool is_bias = g_str_has_suffix(name, ".bias");
+  if (!is_bias && ndim >= 2) {
+    m->last_fan_in = 1;
+    for (int i = 1; i < ndim; i++) m->last_fan_in *= (int)shape[i];
+  }
+  float offset = norm && !is_bias ? 1.0f : 0.0f;
+  float scale = norm ? 0.25f : (float)(1.0 / sqrt((double)m->last_fan_in));
+  weights_random_fill(m->seed, name, offset, scale, dst, count);
+}
+
 gweight wmap_request(wmap *m, wstore *ws, const char *name, int ndim,
                      const int64_t *shape) {
   uint64_t count = 1;
   for (int i = 0; i < ndim; i++) count *= (uint64_t)shape[i];
   gweight w;
   float *dst = wstore_add(ws, name, count, &w);
+  if (!m->file) {
+    random_request(m, name, ndim, shape, dst, count);
+    if (m->record) {
+      st_out_tensor t = {.name = g_strdup(name), .dtype = ST_F32, .ndim = ndim,
+                         .data = g_memdup2(dst, count * sizeof(float))};
+      memcpy(t.shape, shape, ndim * sizeof *shape);
+      g_array_append_val(m->record, t);
+    }
+    return w;
+  }
 
   gpointer key = NULL, value = NULL;
   if (!g_hash_table_lookup_extended(m->by_name, name, &key, &value)) {
@@ -108,6 +180,7 @@ gweight wmap_request(wmap *m, wstore *ws, const char *name, int ndim,
 }
 
 bool wmap_finish(wmap *m, GError **err) {
+  if (!m->file) return true;
   GHashTableIter it;
   gpointer key, value;
   GPtrArray *unexpected = g_ptr_array_new();

@@ -10,6 +10,21 @@
 
 typedef struct wmap wmap;
 
+/* A source with no file: every request is filled with the deterministic
+ * pseudo-random recipe of ../shared/golden/README.md ("weights_spec"):
+ * offset + scale * U[i], U from splitmix64 seeded by the name's FNV-1a hash
+ * XOR seed; group norms offset 1 (weights) / 0 (biases) and scale 0.25,
+ * convolutions and linears scale 1/sqrt(fan_in).  Used for benchmarks and
+ * tests at real model sizes. */
+wmap *wmap_new_random(uint64_t seed);
+/* Keep a copy of every random tensor made (name, shape, data), in request
+ * order, for writing them out; wmap_kept lists them. */
+void wmap_keep_random(wmap *m);
+const st_out_tensor *wmap_kept(const wmap *m, size_t *n);
+/* Fills dst[count] for tensor `name` by that recipe. */
+void weights_random_fill(uint64_t seed, const char *name, float offset,
+                         float scale, float *dst, uint64_t count);
+
 /* Indexes the file's tensors by canonical name.  Fails (naming both) when
  * two file tensors map to the same canonical name. */
 wmap *wmap_new(const st_file *file, GError **err);
