@@ -198,7 +198,8 @@ static bool record(graph *g, GError **err) {
   for (guint i = 0; i < g->nodes->len; i++) {
     gnode *nd = NODE(g, i);
     const vk_kernel *k = vk_kernel_get(ctx, nd->spirv, nd->spirv_size,
-                                       nd->n_bind, nd->push_size, NULL, 0, err);
+                                       nd->n_bind, nd->push_size, nd->spec,
+                                       nd->n_spec, err);
     if (!k) return false;
     vk_dispatch d = {.kernel = k};
     for (uint32_t b = 0; b < nd->n_bind; b++) d.bindings[b] = resolve(g, nd->bind[b]);

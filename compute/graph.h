@@ -33,6 +33,8 @@ typedef struct {
   const char *op; /* kind, for profiling and messages */
   const uint32_t *spirv;
   size_t spirv_size;
+  uint32_t spec[VK_MAX_SPEC]; /* specialization constants 0..n_spec-1 */
+  uint32_t n_spec;
   uint32_t n_bind;
   gbind bind[VK_MAX_BINDINGS];
   int writes; /* index into bind[] of the written tensor */

@@ -26,6 +26,7 @@ gtensor op_conv2d(graph *g, gtensor x, gweight w, gweight b, int cout,
   gnode nd = {
     .op = "conv2d",
     .spirv = spv_conv2d, .spirv_size = sizeof spv_conv2d,
+    .spec = {(uint32_t)p->k}, .n_spec = 1,
     .n_bind = 6,
     .bind = {gb_tensor(x), gb_weight(w), gb_weight(b),
              gb_tensor(p->vec ? *p->vec : x),
@@ -34,7 +35,11 @@ gtensor op_conv2d(graph *g, gtensor x, gweight w, gweight b, int cout,
     .push_size = sizeof pc,
   };
   memcpy(nd.push, &pc, sizeof pc);
-  graph_groups_1d(gtensor_count(y), 64, nd.groups);
+  /* 64 x 64 tiles: x (and z) over pixels (n, oy, ox), y over channels. */
+  uint32_t tiles = vk_div_up((uint64_t)x.n * ho * wo, 64);
+  nd.groups[0] = MIN(tiles, 65535);
+  nd.groups[1] = vk_div_up((uint64_t)cout, 64);
+  nd.groups[2] = vk_div_up(tiles, nd.groups[0]);
   graph_add(g, &nd);
   return y;
 }
