@@ -15,6 +15,7 @@
 struct ddpm_model {
   ddpm_context *ctx;
   ddpm_unet_config cfg;
+  ddpm_schedule sched;
   wstore *ws;
   char dtype[8];
   size_t n_nodes; /* at the natural size, batch 1 */
@@ -47,11 +48,26 @@ static char *model_folder(const char *dir, GError **err) {
   return NULL;
 }
 
+/* scheduler_config.json beside config.json, or in a pipeline's scheduler/. */
+static bool load_schedule(const char *folder, ddpm_schedule *s, GError **err) {
+  char *path = g_build_filename(folder, "scheduler_config.json", NULL);
+  if (!g_file_test(path, G_FILE_TEST_EXISTS)) {
+    char *parent = g_path_get_dirname(folder);
+    g_free(path);
+    path = g_build_filename(parent, "scheduler", "scheduler_config.json", NULL);
+    g_free(parent);
+  }
+  bool ok = ddpm_schedule_load(path, s, err);
+  g_free(path);
+  return ok;
+}
+
 void ddpm_model_free(ddpm_model *m) {
   if (!m) return;
   graph_free(m->g);
   if (m->io.probes) g_array_unref(m->io.probes);
   wstore_free(m->ws);
+  ddpm_schedule_clear(&m->sched);
   g_free(m);
 }
 
@@ -66,7 +82,8 @@ ddpm_model *ddpm_model_load(ddpm_context *ctx, const char *dir, GError **err) {
   char *st_path = g_build_filename(folder, WEIGHTS_FILE, NULL);
   st_file *st = NULL;
   wmap *src = NULL;
-  bool ok = ddpm_unet_config_load(cfg_path, &m->cfg, err);
+  bool ok = ddpm_unet_config_load(cfg_path, &m->cfg, err) &&
+            load_schedule(folder, &m->sched, err);
   if (ok && !g_file_test(st_path, G_FILE_TEST_EXISTS)) {
     g_set_error(err, DDPM_ERROR, DDPM_ERROR_IO, "%s: file not found", st_path);
     ok = false;
@@ -115,6 +132,10 @@ void ddpm_model_get_info(const ddpm_model *m, ddpm_model_info *info) {
 
 const ddpm_unet_config *ddpm_model_config(const ddpm_model *m) {
   return &m->cfg;
+}
+
+const ddpm_schedule *ddpm_model_schedule(const ddpm_model *m) {
+  return &m->sched;
 }
 
 static bool check_args(ddpm_model *m, int n, int h, int w, GError **err) {

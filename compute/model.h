@@ -4,8 +4,12 @@
 
 #include "ddpm/ddpm.h"
 #include "model/config.h"
+#include "schedule.h"
 
 const ddpm_unet_config *ddpm_model_config(const ddpm_model *model);
+/* The noise schedule from scheduler_config.json beside config.json (or in
+ * ../scheduler/ of a pipeline folder), else the DDPM defaults. */
+const ddpm_schedule *ddpm_model_schedule(const ddpm_model *model);
 
 /* Called for each diffusers module output of a probed forward. */
 typedef void (*ddpm_probe_fn)(const char *name, const float *data, int n,
@@ -17,5 +21,12 @@ bool ddpm_model_forward_probed(ddpm_model *model, const float *x,
                                const int64_t *t, int batch, int height,
                                int width, float *eps, ddpm_probe_fn fn,
                                void *user, GError **err);
+
+/* One reverse step from x at timestep t of a `steps` grid: the U-Net, then
+ * the scheduler update with `noise` (may be NULL when none is added). */
+bool ddpm_sample_step(ddpm_model *model, ddpm_sampler sampler, int steps,
+                      float eta, int t, int batch, int h, int w, const float *x,
+                      const float *noise, float *x_prev, float *x0,
+                      GError **err);
 
 #endif

@@ -138,6 +138,70 @@ bool ddpm_model_forward(ddpm_model *model, const float *x, const int64_t *t,
  * + staging), in bytes. */
 uint64_t ddpm_model_peak_device_bytes(const ddpm_model *model);
 
+/* ---- sampling ---------------------------------------------------------- */
+
+typedef enum {
+  DDPM_SAMPLER_DDPM = 0, /* ancestral sampling (Ho et al.), diffusers DDPMScheduler */
+  DDPM_SAMPLER_DDIM = 1, /* DDIM (Song et al.), diffusers DDIMScheduler, eta in [0, 1] */
+} ddpm_sampler;
+
+/* What the progress callback sees after each step. */
+typedef struct {
+  int step, total;      /* steps done (1-based) of total */
+  int t;                /* the timestep just denoised */
+  const float *x_t;     /* sample after the step [batch, C, H, W]; NULL unless
+                           this step was asked for as a preview */
+  const float *x0_pred; /* the model's x0 prediction at this step (idem) */
+} ddpm_progress;
+
+/* Return false to stop: ddpm_sample then fails with DDPM_ERROR_CANCELLED. */
+typedef bool (*ddpm_progress_fn)(const ddpm_progress *progress, void *user);
+
+typedef struct {
+  ddpm_sampler sampler;
+  int steps;    /* grid size: set_timesteps(steps) of the scheduler */
+  float eta;    /* DDIM only */
+  uint64_t seed; /* batch item b uses seed + b, so an image does not depend
+                    on its position in the batch */
+  int batch, height, width; /* height/width 0: the model's sample_size */
+
+  /* SDEdit / inpainting: start from `init` [batch, C, H, W] in [-1, 1]
+   * noised to t0 (or strength * num_train_timesteps when t0 < 0), keep
+   * `mask` [H, W] == 0 pixels (1 = regenerate, fractions blend).  NULL init:
+   * plain generation from noise. */
+  const float *init;
+  const float *mask;
+  int t0;
+  float strength;
+
+  /* Injected noise instead of the generator (for replaying references):
+   * start noise [batch, C, H, W] (x_T, or the SDEdit init noise), per-step
+   * noise [steps_run, batch, C, H, W], SDEdit known-region noise likewise. */
+  const float *noise_start;
+  const float *noise_steps;
+  const float *noise_known;
+
+  ddpm_progress_fn progress;
+  void *user;
+  int preview_every; /* 0: no previews; k: x_t and x0_pred every k steps and at the end */
+  float *trajectory; /* optional [steps_run, batch, C, H, W]: sample after every step */
+} ddpm_sample_params;
+
+ddpm_sample_params ddpm_sample_default_params(void);
+
+/* Number of reverse steps a run with these parameters takes. */
+int ddpm_sample_steps_run(ddpm_model *model, const ddpm_sample_params *p,
+                          GError **err);
+
+/* Runs the reverse process; out receives the final sample [batch, C, H, W]
+ * in the model's [-1, 1] space. */
+bool ddpm_sample(ddpm_model *model, const ddpm_sample_params *p, float *out,
+                 GError **err);
+
+/* Standard normal noise of the library's counter-based generator
+ * (Philox4x32-10 + Box-Muller): value `index` of stream `stream` for `seed`. */
+float ddpm_noise(uint64_t seed, uint32_t stream, uint64_t index);
+
 G_END_DECLS
 
 #endif /* DDPM_DDPM_H */
