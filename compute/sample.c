@@ -8,7 +8,12 @@
 #include "schedule.h"
 
 /* Noise streams of the generator. */
-enum { STREAM_START = 0, STREAM_STEP = 1, STREAM_KNOWN = 0x40000000 };
+enum {
+  STREAM_START = 0,
+  STREAM_STEP = 1,              /* + step index */
+  STREAM_RESAMPLE = 0x20000000, /* + step index * 256 + round */
+  STREAM_KNOWN = 0x40000000,    /* + step index * 256 + round */
+};
 
 ddpm_sample_params ddpm_sample_default_params(void) {
   ddpm_sample_params p = {
@@ -30,6 +35,19 @@ typedef struct {
   int c, h, w;
   size_t item, total; /* floats per batch item, per batch */
 } plan;
+
+/* Grid index whose noise level sqrt((1 - abar) / abar) is nearest sigma. */
+static int denoise_start_index(const ddpm_schedule *s, const int *ts, int steps,
+                               float sigma) {
+  int best = steps - 1;
+  double best_d = INFINITY;
+  for (int i = 0; i < steps; i++) {
+    double abar = s->alphas_cumprod[ts[i]];
+    double d = fabs(sqrt((1 - abar) / abar) - sigma);
+    if (d < best_d) best_d = d, best = i;
+  }
+  return best;
+}
 
 static bool make_plan(ddpm_model *m, const ddpm_sample_params *p, plan *pl,
                       GError **err) {
@@ -55,7 +73,9 @@ static bool make_plan(ddpm_model *m, const ddpm_sample_params *p, plan *pl,
   pl->steps = p->steps;
   pl->ts = g_new(int, p->steps);
   ddpm_schedule_timesteps(pl->s, p->steps, pl->ts);
-  if (p->init) {
+  if (p->init && p->denoise_sigma > 0) {
+    pl->first = denoise_start_index(pl->s, pl->ts, p->steps, p->denoise_sigma);
+  } else if (p->init) {
     int t0 = p->t0;
     if (t0 < 0) {
       if (!(p->strength > 0 && p->strength <= 1)) {
@@ -203,6 +223,16 @@ bool ddpm_sample_step(ddpm_model *m, ddpm_sampler sampler, int steps,
   return ok;
 }
 
+/* Noise of step k, round u (u > 0: RePaint resampling rounds). */
+static void step_noise(const ddpm_sample_params *p, const plan *pl, int k,
+                       int u, float *out) {
+  if (u == 0)
+    fill_noise(p, pl, p->noise_steps ? p->noise_steps + (size_t)k * pl->total : NULL,
+               STREAM_STEP + (uint32_t)k, out);
+  else
+    fill_noise(p, pl, NULL, STREAM_RESAMPLE + (uint32_t)k * 256 + u, out);
+}
+
 bool ddpm_sample(ddpm_model *m, const ddpm_sample_params *p, float *out,
                  GError **err) {
   g_return_val_if_fail(m && p && out, false);
@@ -213,9 +243,15 @@ bool ddpm_sample(ddpm_model *m, const ddpm_sample_params *p, float *out,
   float *x = g_new(float, n), *eps = g_new(float, n), *x0 = g_new(float, n);
   float *next = g_new(float, n), *noise = g_new(float, n);
   int64_t *tb = g_new(int64_t, p->batch);
+  bool denoise = p->init && p->denoise_sigma > 0;
+  bool masked = p->init && p->mask && !denoise;
+  int rounds = masked && p->resample > 1 ? p->resample : 1;
   bool ok = true;
 
-  if (p->init) {
+  if (denoise) {
+    float a = sqrtf(s->alphas_cumprod[pl.ts[pl.first]]);
+    for (size_t i = 0; i < n; i++) x[i] = a * p->init[i];
+  } else if (p->init) {
     fill_noise(p, &pl, p->noise_start, STREAM_START, noise);
     add_noise(s, pl.ts[pl.first], p->init, noise, n, x);
   } else {
@@ -224,43 +260,57 @@ bool ddpm_sample(ddpm_model *m, const ddpm_sample_params *p, float *out,
 
   for (int k = 0; k < pl.n_run && ok; k++) {
     int t = pl.ts[pl.first + k];
+    int prev = ddpm_schedule_prev(s, pl.steps, t);
+    bool last = k == pl.n_run - 1;
     for (int b = 0; b < p->batch; b++) tb[b] = t;
-    ok = ddpm_model_forward(m, x, tb, p->batch, pl.h, pl.w, eps, err);
-    if (!ok) break;
-    bool need_noise = p->sampler == DDPM_SAMPLER_DDPM ? t > 0 : p->eta > 0;
-    if (need_noise)
-      fill_noise(p, &pl, p->noise_steps ? p->noise_steps + (size_t)k * n : NULL,
-                 STREAM_STEP + (uint32_t)k, noise);
-    if (p->sampler == DDPM_SAMPLER_DDPM)
-      ddpm_step(s, pl.steps, t, x, eps, noise, n, x0, next);
-    else
-      ddim_step(s, pl.steps, t, p->eta, x, eps, noise, n, x0, next);
+    for (int u = 0; u < rounds && ok; u++) {
+      ok = ddpm_model_forward(m, x, tb, p->batch, pl.h, pl.w, eps, err);
+      if (!ok) break;
+      bool need_noise = p->sampler == DDPM_SAMPLER_DDPM ? t > 0 : p->eta > 0;
+      if (need_noise) step_noise(p, &pl, k, u, noise);
+      if (p->sampler == DDPM_SAMPLER_DDPM)
+        ddpm_step(s, pl.steps, t, x, eps, noise, n, x0, next);
+      else
+        ddim_step(s, pl.steps, t, p->eta, x, eps, noise, n, x0, next);
 
-    if (p->init && p->mask) {
-      /* Keep the known region at the noise level of the next step
-       * (q(x_prev | x0)), and exactly x0 after the last. */
-      int prev = ddpm_schedule_prev(s, pl.steps, t);
-      const float *known = p->init;
-      if (k < pl.n_run - 1 && prev >= 0) {
-        fill_noise(p, &pl, p->noise_known ? p->noise_known + (size_t)k * n : NULL,
-                   STREAM_KNOWN + (uint32_t)k, noise);
-        add_noise(s, prev, p->init, noise, n, eps); /* eps is free now */
-        known = eps;
+      if (masked) {
+        /* Keep the known region at the noise level of the next step
+         * (q(x_prev | x0)), and exactly x0 after the last. */
+        const float *known = p->init;
+        if (!last && prev >= 0) {
+          fill_noise(p, &pl, p->noise_known && u == 0 ? p->noise_known + (size_t)k * n : NULL,
+                     STREAM_KNOWN + (uint32_t)k * 256 + u, noise);
+          add_noise(s, prev, p->init, noise, n, eps); /* eps is free now */
+          known = eps;
+        }
+        for (size_t i = 0; i < n; i++) {
+          float mk = p->mask[i % hw];
+          next[i] = mk * next[i] + (1.0f - mk) * known[i];
+        }
       }
-      for (size_t i = 0; i < n; i++) {
-        float mk = p->mask[i % hw];
-        next[i] = mk * next[i] + (1.0f - mk) * known[i];
+      if (u < rounds - 1 && !last && prev >= 0) {
+        /* RePaint: back to t with q(x_t | x_prev). */
+        float ratio = s->alphas_cumprod[t] / ddpm_schedule_abar(s, prev, false);
+        float a = sqrtf(ratio), b = sqrtf(1.0f - ratio);
+        fill_noise(p, &pl, NULL, STREAM_RESAMPLE + (uint32_t)k * 256 + 128 + u, noise);
+        for (size_t i = 0; i < n; i++) x[i] = a * next[i] + b * noise[i];
+      } else {
+        float *tmp = x;
+        x = next;
+        next = tmp;
+        break;
       }
     }
-    float *tmp = x;
-    x = next;
-    next = tmp;
+    if (!ok) break;
+    if (denoise && p->mask && last)
+      for (size_t i = 0; i < n; i++) {
+        float mk = p->mask[i % hw];
+        x[i] = mk * x[i] + (1.0f - mk) * p->init[i];
+      }
     if (p->trajectory) memcpy(p->trajectory + (size_t)k * n, x, n * sizeof(float));
     if (p->progress) {
-      bool preview = p->preview_every > 0 &&
-                     ((k + 1) % p->preview_every == 0 || k == pl.n_run - 1);
-      ddpm_progress pr = {k + 1, pl.n_run, t, preview ? x : NULL,
-                          preview ? x0 : NULL};
+      bool preview = p->preview_every > 0 && ((k + 1) % p->preview_every == 0 || last);
+      ddpm_progress pr = {k + 1, pl.n_run, t, preview ? x : NULL, preview ? x0 : NULL};
       if (!p->progress(&pr, p->user)) {
         g_set_error(err, DDPM_ERROR, DDPM_ERROR_CANCELLED,
                     "cancelled after %d of %d steps", k + 1, pl.n_run);
@@ -272,4 +322,38 @@ bool ddpm_sample(ddpm_model *m, const ddpm_sample_params *p, float *out,
   g_free(x); g_free(eps); g_free(x0); g_free(next); g_free(noise); g_free(tb);
   g_free(pl.ts);
   return ok;
+}
+
+static int cmp_float(const void *a, const void *b) {
+  float x = *(const float *)a, y = *(const float *)b;
+  return x < y ? -1 : x > y;
+}
+
+float ddpm_estimate_noise_sigma(const float *image, int c, int h, int w) {
+  size_t n = (size_t)c * (h / 2) * (w / 2), k = 0;
+  if (n == 0) return 0.0f;
+  float *d = g_new(float, n);
+  for (int ch = 0; ch < c; ch++) {
+    const float *im = image + (size_t)ch * h * w;
+    for (int y = 0; y + 1 < h; y += 2)
+      for (int x = 0; x + 1 < w; x += 2) {
+        float a = im[y * w + x], b = im[y * w + x + 1];
+        float cc = im[(y + 1) * w + x], dd = im[(y + 1) * w + x + 1];
+        d[k++] = fabsf(a - b - cc + dd) / 2.0f; /* diagonal Haar detail */
+      }
+  }
+  qsort(d, k, sizeof *d, cmp_float);
+  float med = k % 2 ? d[k / 2] : 0.5f * (d[k / 2 - 1] + d[k / 2]);
+  g_free(d);
+  return med / 0.6745f;
+}
+
+int ddpm_denoise_start_timestep(ddpm_model *m, int steps, float sigma) {
+  const ddpm_schedule *s = ddpm_model_schedule(m);
+  if (steps < 1 || steps > s->num_train_timesteps) return -1;
+  int *ts = g_new(int, steps);
+  ddpm_schedule_timesteps(s, steps, ts);
+  int t = ts[denoise_start_index(s, ts, steps, sigma)];
+  g_free(ts);
+  return t;
 }

@@ -3,8 +3,9 @@
  *   ddpm devices
  *   ddpm info MODEL_DIR
  *   ddpm eps MODEL_DIR --in IN.safetensors --out OUT.safetensors
- *   ddpm generate MODEL_DIR [-n N] [--steps S] [--sampler ddpm|ddim]
- *                 [--eta E] [--seed K] -o OUT.png
+ *   ddpm generate MODEL_DIR [-n N] [--steps S] [--sampler ddpm|ddim] ... -o OUT.png
+ *   ddpm sdedit MODEL_DIR IN.png [--mask M.png] [--strength S | --t0 T] ...
+ *   ddpm denoise MODEL_DIR IN.png [--sigma S] ...
  *
  * Everything goes through include/ddpm/ddpm.h; the safetensors reader and
  * writer (a file-format utility of the library) serve `eps`. */
@@ -18,6 +19,7 @@
 #include "ddpm/ddpm.h"
 #include "model/safetensors.h"
 #include "png_io.h"
+#include "resize.h"
 
 static const char *device_opt;
 
@@ -38,6 +40,13 @@ static int usage(void) {
           "  generate MODEL_DIR [-n N] [--steps S] [--sampler ddpm|ddim]\n"
           "           [--eta E] [--seed K] -o OUT.png\n"
           "                                  sample N images from noise into a grid\n"
+          "  sdedit MODEL_DIR IN.png [--mask M.png] [--strength S | --t0 T]\n"
+          "           [--harmonize R] -o OUT.png\n"
+          "                                  re-imagine an image (or its masked part)\n"
+          "  denoise MODEL_DIR IN.png [--sigma S] -o OUT.png\n"
+          "                                  remove Gaussian noise (sigma estimated)\n"
+          "  sampling commands also take --noise N.safetensors, --trajectory\n"
+          "  T.safetensors, --previews DIR --every K; see COMMAND --help\n"
           "--device D: index or name substring (also DDPM_DEVICE)\n");
   return 2;
 }
@@ -149,16 +158,74 @@ out:
   return rc;
 }
 
-/* A progress line with steps/s and ETA, on a terminal only. */
+/* ---- sampling commands --------------------------------------------------- */
+
+typedef struct {
+  int n, steps, every, resample;
+  double eta, strength, sigma;
+  gint64 seed, t0;
+  char *sampler, *out, *noise, *trajectory, *previews, *mask;
+} sample_opts;
+
+static GOptionEntry *sample_entries(sample_opts *o, bool image_input) {
+  static GOptionEntry e[16];
+  int k = 0;
+  e[k++] = (GOptionEntry){"steps", 0, 0, G_OPTION_ARG_INT, &o->steps,
+                          "Steps of the grid (default 1000 ddpm, 50 ddim)", "S"};
+  e[k++] = (GOptionEntry){"sampler", 0, 0, G_OPTION_ARG_STRING, &o->sampler,
+                          "ddpm (default) or ddim", "NAME"};
+  e[k++] = (GOptionEntry){"eta", 0, 0, G_OPTION_ARG_DOUBLE, &o->eta, "DDIM eta in [0, 1]", "E"};
+  e[k++] = (GOptionEntry){"seed", 0, 0, G_OPTION_ARG_INT64, &o->seed, "Seed (default: random)", "K"};
+  e[k++] = (GOptionEntry){"output", 'o', 0, G_OPTION_ARG_FILENAME, &o->out, "Output PNG", "OUT.png"};
+  e[k++] = (GOptionEntry){"noise", 0, 0, G_OPTION_ARG_FILENAME, &o->noise,
+                          "Use the noises (and inputs) of this safetensors file", "N.safetensors"};
+  e[k++] = (GOptionEntry){"trajectory", 0, 0, G_OPTION_ARG_FILENAME, &o->trajectory,
+                          "Write traj [steps,B,C,H,W] and x0 here", "T.safetensors"};
+  e[k++] = (GOptionEntry){"previews", 0, 0, G_OPTION_ARG_FILENAME, &o->previews,
+                          "Write x_t and predicted x0 PNGs into this folder", "DIR"};
+  e[k++] = (GOptionEntry){"every", 0, 0, G_OPTION_ARG_INT, &o->every, "Preview every K steps", "K"};
+  if (!image_input) {
+    e[k++] = (GOptionEntry){"num", 'n', 0, G_OPTION_ARG_INT, &o->n, "Number of images", "N"};
+  } else {
+    e[k++] = (GOptionEntry){"mask", 0, 0, G_OPTION_ARG_FILENAME, &o->mask,
+                            "Grey PNG: white = regenerate, black = keep", "M.png"};
+    e[k++] = (GOptionEntry){"strength", 0, 0, G_OPTION_ARG_DOUBLE, &o->strength,
+                            "Start at strength * num_train_timesteps, in (0, 1]", "S"};
+    e[k++] = (GOptionEntry){"t0", 0, 0, G_OPTION_ARG_INT64, &o->t0, "Start timestep", "T"};
+    e[k++] = (GOptionEntry){"harmonize", 0, 0, G_OPTION_ARG_INT, &o->resample,
+                            "RePaint resamples per step (1 = plain SDEdit)", "R"};
+    e[k++] = (GOptionEntry){"sigma", 0, 0, G_OPTION_ARG_DOUBLE, &o->sigma,
+                            "denoise: noise sigma in 8-bit pixel units (default: estimated)", "S"};
+  }
+  e[k] = (GOptionEntry){NULL};
+  return e;
+}
+
 typedef struct {
   gint64 start;
   bool tty;
-} progress_state;
+  const char *previews;
+  int batch, c, h, w;
+  GError *error;
+} run_state;
 
 static bool on_progress(const ddpm_progress *p, void *user) {
-  progress_state *ps = user;
-  if (!ps->tty) return true;
-  double el = (g_get_monotonic_time() - ps->start) / 1e6;
+  run_state *rs = user;
+  if (p->x_t && rs->previews) {
+    const float *imgs[2] = {p->x_t, p->x0_pred};
+    const char *what[2] = {"xt", "x0"};
+    for (int i = 0; i < 2 && !rs->error; i++) {
+      char *name = g_strdup_printf("step%04d_t%04d_%s.png", p->step, p->t, what[i]);
+      char *path = g_build_filename(rs->previews, name, NULL);
+      png_write_grid(path, imgs[i], rs->batch, rs->c, rs->h, rs->w,
+                     (int)ceil(sqrt((double)rs->batch)), &rs->error);
+      g_free(name);
+      g_free(path);
+    }
+    if (rs->error) return false;
+  }
+  if (!rs->tty) return true;
+  double el = (g_get_monotonic_time() - rs->start) / 1e6;
   double rate = p->step / (el > 0 ? el : 1e-9);
   int width = 30, done = p->total ? width * p->step / p->total : width;
   fprintf(stderr, "\r[%.*s%*s] %d/%d t=%-4d %.2f steps/s ETA %.0fs ",
@@ -168,68 +235,264 @@ static bool on_progress(const ddpm_progress *p, void *user) {
   return true;
 }
 
-static int cmd_generate(int argc, char **argv) {
-  int n = 1, steps = 0;
-  double eta = 0.0;
-  gint64 seed = -1;
-  char *sampler = NULL, *out = NULL;
-  GOptionEntry entries[] = {
-    {"num", 'n', 0, G_OPTION_ARG_INT, &n, "Number of images (batch)", "N"},
-    {"steps", 0, 0, G_OPTION_ARG_INT, &steps, "Steps (default 1000 ddpm, 50 ddim)", "S"},
-    {"sampler", 0, 0, G_OPTION_ARG_STRING, &sampler, "ddpm or ddim", "NAME"},
-    {"eta", 0, 0, G_OPTION_ARG_DOUBLE, &eta, "DDIM eta in [0, 1]", "E"},
-    {"seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Seed (default: random)", "K"},
-    {"output", 'o', 0, G_OPTION_ARG_FILENAME, &out, "Output PNG", "OUT.png"},
-    {NULL}};
-  GOptionContext *oc = g_option_context_new("MODEL_DIR - sample images from noise");
-  g_option_context_add_main_entries(oc, entries, NULL);
+/* A float tensor of the noise file, checked against the expected count. */
+static float *noise_tensor(st_file *f, const char *name, size_t count,
+                           bool required, GError **err) {
+  if (!f) return NULL;
+  const st_tensor *t = st_find(f, name);
+  if (!t) {
+    if (required)
+      g_set_error(err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
+                  "%s: no tensor '%s'", st_path(f), name);
+    return NULL;
+  }
+  if (count && t->n_elements != count) {
+    g_set_error(err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
+                "%s: tensor '%s' has %" G_GUINT64_FORMAT " values, expected %zu",
+                st_path(f), name, t->n_elements, count);
+    return NULL;
+  }
+  float *v = g_new(float, t->n_elements ? t->n_elements : 1);
+  if (!st_read_f32(f, t, v, err)) {
+    g_free(v);
+    return NULL;
+  }
+  return v;
+}
+
+typedef enum { MODE_GENERATE, MODE_SDEDIT, MODE_DENOISE } run_mode;
+
+/* Image in [-1, 1], planar, converted to the model's channel count. */
+static float *to_model_channels(const png_image_f *img, int c) {
+  size_t hw = (size_t)img->h * img->w;
+  float *out = g_new(float, hw * c);
+  for (size_t i = 0; i < hw; i++)
+    for (int k = 0; k < c; k++) {
+      float v;
+      if (img->c == c) v = img->data[k * hw + i];
+      else if (img->c == 1) v = img->data[i];
+      else /* RGB to grey: Rec. 601 luma */
+        v = 0.299f * img->data[i] + 0.587f * img->data[hw + i] + 0.114f * img->data[2 * hw + i];
+      out[k * hw + i] = v;
+    }
+  return out;
+}
+
+static int cmd_sample(run_mode mode, int argc, char **argv) {
+  sample_opts o = {.n = 1, .steps = -1, .seed = -1, .t0 = -1, .resample = 1};
+  const char *what = mode == MODE_GENERATE ? "MODEL_DIR - sample images from noise"
+                   : mode == MODE_SDEDIT ? "MODEL_DIR [IN.png] - re-imagine an image (SDEdit)"
+                                         : "MODEL_DIR IN.png - denoise an image";
+  GOptionContext *oc = g_option_context_new(what);
+  g_option_context_add_main_entries(oc, sample_entries(&o, mode != MODE_GENERATE), NULL);
   GError *err = NULL;
   int rc = 1;
   ddpm_context *ctx = NULL;
   ddpm_model *m = NULL;
-  float *img = NULL;
-  if (!g_option_context_parse(oc, &argc, &argv, &err)) goto out;
-  if (argc != 2 || !out) {
-    g_set_error(&err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
-                "generate: give one MODEL_DIR and -o OUT.png");
-    goto out;
-  }
+  st_file *nf = NULL;
+  png_image_f in = {0}, maskimg = {0};
+  float *init = NULL, *mask = NULL, *res = NULL, *traj = NULL;
+  float *n_start = NULL, *n_steps = NULL, *n_known = NULL;
   ddpm_sample_params p = ddpm_sample_default_params();
-  if (sampler && !strcmp(sampler, "ddim")) p.sampler = DDPM_SAMPLER_DDIM;
-  else if (sampler && strcmp(sampler, "ddpm")) {
+  if (!g_option_context_parse(oc, &argc, &argv, &err)) goto out;
+  bool have_png = argc == 3;
+  if (argc < 2 || argc > 3 || (mode == MODE_GENERATE && have_png) ||
+      (mode == MODE_DENOISE && !have_png)) {
     g_set_error(&err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
-                "--sampler: '%s' is not ddpm or ddim", sampler);
+                "wrong arguments; see ddpm %s --help", argv[0]);
     goto out;
   }
-  p.steps = steps ? steps : p.sampler == DDPM_SAMPLER_DDIM ? 50 : 1000;
-  p.eta = (float)eta;
-  p.batch = n;
-  p.seed = seed >= 0 ? (uint64_t)seed : g_random_int();
-  progress_state ps = {g_get_monotonic_time(), isatty(STDERR_FILENO)};
-  p.progress = on_progress;
-  p.user = &ps;
+  if (!o.out && !o.trajectory) {
+    g_set_error_literal(&err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
+                        "give -o OUT.png (or --trajectory T.safetensors)");
+    goto out;
+  }
+  if (o.sampler && !strcmp(o.sampler, "ddim")) p.sampler = DDPM_SAMPLER_DDIM;
+  else if (o.sampler && strcmp(o.sampler, "ddpm")) {
+    g_set_error(&err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
+                "--sampler: '%s' is not ddpm or ddim", o.sampler);
+    goto out;
+  }
+  p.steps = o.steps >= 0 ? o.steps : p.sampler == DDPM_SAMPLER_DDIM ? 50 : 1000;
+  p.eta = (float)o.eta;
+  p.seed = o.seed >= 0 ? (uint64_t)o.seed : g_random_int();
+  p.resample = o.resample;
+  if (o.noise && !(nf = st_open(o.noise, &err))) goto out;
   if (!(ctx = open_context(&err)) || !(m = ddpm_model_load(ctx, argv[1], &err)))
     goto out;
   ddpm_model_info info;
   ddpm_model_get_info(m, &info);
-  if (ddpm_sample_steps_run(m, &p, &err) < 0) goto out;
-  int size = info.sample_size > 0 ? info.sample_size : 32;
-  img = g_new(float, (size_t)n * info.in_channels * size * size);
-  if (!ddpm_sample(m, &p, img, &err)) goto out;
-  int cols = (int)ceil(sqrt((double)n));
-  if (!png_write_grid(out, img, n, info.out_channels, size, size, cols, &err))
+  int size = info.sample_size > 0 ? info.sample_size : 32, c = info.in_channels;
+  size_t item = (size_t)c * size * size;
+
+  /* The input: a PNG, or (with --noise) the file's sdedit.x0_in. */
+  if (mode != MODE_GENERATE) {
+    if (have_png) {
+      if (!png_read_float(argv[2], &in, &err)) goto out;
+      float *planes = to_model_channels(&in, c);
+      init = g_new(float, item);
+      resize_planar(planes, c, in.h, in.w, init, size, size);
+      g_free(planes);
+      p.batch = 1;
+    } else {
+      const st_tensor *t = nf ? st_find(nf, "sdedit.x0_in") : NULL;
+      if (!t || t->ndim != 4 || t->shape[1] != c || t->shape[2] != size ||
+          t->shape[3] != size || t->shape[0] < 1 || t->shape[0] > 4096) {
+        g_set_error(&err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
+                    "no input image: give IN.png, or --noise with sdedit.x0_in "
+                    "[B, %d, %d, %d]", c, size, size);
+        goto out;
+      }
+      p.batch = (int)t->shape[0];
+      if (!(init = noise_tensor(nf, "sdedit.x0_in", 0, true, &err))) goto out;
+    }
+    p.init = init;
+    if (o.mask) {
+      if (!have_png) {
+        g_set_error_literal(&err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
+                            "--mask needs an input PNG");
+        goto out;
+      }
+      if (!png_read_float(o.mask, &maskimg, &err)) goto out;
+      if (maskimg.w != in.w || maskimg.h != in.h) {
+        g_set_error(&err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
+                    "%s: mask is %dx%d, the image %dx%d", o.mask, maskimg.w,
+                    maskimg.h, in.w, in.h);
+        goto out;
+      }
+      for (size_t i = 0; i < (size_t)in.w * in.h; i++)
+        maskimg.data[i] = (maskimg.data[i] + 1) / 2; /* [0, 1] */
+      mask = g_new(float, (size_t)size * size);
+      resize_planar(maskimg.data, 1, in.h, in.w, mask, size, size);
+    } else if (!have_png && st_find(nf, "sdedit.mask")) {
+      if (!(mask = noise_tensor(nf, "sdedit.mask", (size_t)size * size, true, &err)))
+        goto out;
+    }
+    p.mask = mask;
+    if (mode == MODE_SDEDIT) {
+      if (o.t0 >= 0 && o.strength != 0) {
+        g_set_error_literal(&err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
+                            "give --strength or --t0, not both");
+        goto out;
+      }
+      if (o.t0 < 0 && o.strength == 0) o.strength = 0.5;
+      p.t0 = o.t0 >= 0 ? (int)MIN(o.t0, G_MAXINT) : -1;
+      p.strength = (float)o.strength;
+    } else {
+      float sigma = o.sigma > 0 ? (float)(o.sigma / 127.5) : 0;
+      if (o.sigma < 0) {
+        g_set_error(&err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
+                    "--sigma must be positive");
+        goto out;
+      }
+      if (sigma == 0) {
+        float *planes = to_model_channels(&in, c);
+        sigma = ddpm_estimate_noise_sigma(planes, c, in.h, in.w);
+        g_free(planes);
+        printf("estimated noise sigma: %.2f (8-bit units)\n", sigma * 127.5);
+      }
+      if (sigma <= 0) sigma = 1e-3f;
+      p.denoise_sigma = sigma;
+      printf("denoising from t = %d\n", ddpm_denoise_start_timestep(m, p.steps, sigma));
+    }
+  } else {
+    p.batch = o.n;
+    if (nf) {
+      const char *xn = p.sampler == DDPM_SAMPLER_DDIM ? "ddim.x_T" : "ddpm.x_T";
+      const st_tensor *t = st_find(nf, xn);
+      if (t && t->ndim == 4 && t->shape[1] == c && t->shape[2] == size &&
+          t->shape[3] == size && t->shape[0] >= 1 && t->shape[0] <= 4096)
+        p.batch = (int)t->shape[0];
+    }
+  }
+  int steps_run = ddpm_sample_steps_run(m, &p, &err);
+  if (steps_run < 0) goto out;
+  size_t total = item * p.batch;
+  if (nf) {
+    const char *start = mode == MODE_GENERATE
+      ? (p.sampler == DDPM_SAMPLER_DDIM ? "ddim.x_T" : "ddpm.x_T") : "sdedit.noise_init";
+    const char *stepn = mode == MODE_GENERATE ? "ddpm.noise" : "sdedit.step_noise";
+    if (!(n_start = noise_tensor(nf, start, total, true, &err))) goto out;
+    bool need_steps = p.sampler == DDPM_SAMPLER_DDPM || p.eta > 0;
+    n_steps = noise_tensor(nf, stepn, total * steps_run, need_steps && mode != MODE_DENOISE, &err);
+    if (err) goto out;
+    if (mode == MODE_SDEDIT && p.mask &&
+        !(n_known = noise_tensor(nf, "sdedit.known_noise", total * steps_run, true, &err)))
+      goto out;
+    if (mode == MODE_DENOISE) g_clear_pointer(&n_start, g_free);
+    p.noise_start = n_start;
+    p.noise_steps = n_steps;
+    p.noise_known = n_known;
+  }
+  if (o.trajectory) p.trajectory = traj = g_new(float, total * steps_run);
+  run_state rs = {g_get_monotonic_time(), isatty(STDERR_FILENO), o.previews,
+                  p.batch, c, size, size, NULL};
+  if (o.previews) {
+    if (g_mkdir_with_parents(o.previews, 0755) != 0) {
+      g_set_error(&err, DDPM_ERROR, DDPM_ERROR_IO, "%s: cannot create folder", o.previews);
+      goto out;
+    }
+    p.preview_every = o.every > 0 ? o.every : MAX(1, steps_run / 10);
+  }
+  p.progress = on_progress;
+  p.user = &rs;
+  res = g_new(float, total);
+  if (!ddpm_sample(m, &p, res, &err)) {
+    if (rs.error) {
+      g_clear_error(&err);
+      err = rs.error;
+    }
     goto out;
-  printf("%s: %d image%s, %s, %d steps, seed %" G_GUINT64_FORMAT ", %.1f s\n",
-         out, n, n == 1 ? "" : "s", p.sampler == DDPM_SAMPLER_DDIM ? "DDIM" : "DDPM",
-         p.steps, p.seed, (g_get_monotonic_time() - ps.start) / 1e6);
+  }
+  double secs = (g_get_monotonic_time() - rs.start) / 1e6;
+  if (o.trajectory) {
+    st_out_tensor t[2] = {
+      {.name = "traj", .dtype = ST_F32, .ndim = 5,
+       .shape = {steps_run, p.batch, c, size, size}, .data = traj},
+      {.name = "x0", .dtype = ST_F32, .ndim = 4,
+       .shape = {p.batch, c, size, size}, .data = res}};
+    if (!st_write(o.trajectory, t, 2, &err)) goto out;
+  }
+  if (o.out && mode != MODE_GENERATE && have_png) {
+    /* Back to the picture's size; pixels outside the mask stay as they were. */
+    png_image_f outimg = in;
+    size_t hw = (size_t)in.w * in.h;
+    float *big = g_new(float, (size_t)c * hw);
+    resize_planar(res, c, size, size, big, in.h, in.w);
+    outimg.data = g_new(float, (size_t)in.c * hw);
+    for (size_t i = 0; i < hw; i++)
+      for (int k = 0; k < in.c; k++) {
+        float v = big[(c == in.c ? k : 0) * hw + i];
+        float mk = maskimg.data ? maskimg.data[i] : 1.0f;
+        float orig = in.data[k * hw + i];
+        outimg.data[k * hw + i] = mk >= 1.0f ? v : mk <= 0.0f ? orig : mk * v + (1 - mk) * orig;
+      }
+    bool ok = png_write_float(o.out, &outimg, &err);
+    g_free(outimg.data);
+    g_free(big);
+    if (!ok) goto out;
+  } else if (o.out) {
+    if (!png_write_grid(o.out, res, p.batch, c, size, size,
+                        (int)ceil(sqrt((double)p.batch)), &err))
+      goto out;
+  }
+  printf("%s: %d image%s, %s, %d of %d steps, seed %" G_GUINT64_FORMAT ", %.1f s\n",
+         o.out ? o.out : o.trajectory, p.batch, p.batch == 1 ? "" : "s",
+         p.sampler == DDPM_SAMPLER_DDIM ? "DDIM" : "DDPM", steps_run, p.steps,
+         p.seed, secs);
   rc = 0;
 out:
   if (rc) fail(err);
-  g_free(img);
+  else g_clear_error(&err);
+  g_free(init); g_free(mask); g_free(res); g_free(traj);
+  g_free(n_start); g_free(n_steps); g_free(n_known);
+  png_image_clear(&in);
+  png_image_clear(&maskimg);
+  st_close(nf);
   ddpm_model_free(m);
   ddpm_context_free(ctx);
-  g_free(sampler);
-  g_free(out);
+  g_free(o.sampler); g_free(o.out); g_free(o.noise); g_free(o.trajectory);
+  g_free(o.previews); g_free(o.mask);
   g_option_context_free(oc);
   return rc;
 }
@@ -250,7 +513,9 @@ int main(int argc, char **argv) {
   if (i >= argc) return usage();
   const char *cmd = argv[i++];
   if (!strcmp(cmd, "devices")) return cmd_devices();
-  if (!strcmp(cmd, "generate")) return cmd_generate(argc - i + 1, argv + i - 1);
+  if (!strcmp(cmd, "generate")) return cmd_sample(MODE_GENERATE, argc - i + 1, argv + i - 1);
+  if (!strcmp(cmd, "sdedit")) return cmd_sample(MODE_SDEDIT, argc - i + 1, argv + i - 1);
+  if (!strcmp(cmd, "denoise")) return cmd_sample(MODE_DENOISE, argc - i + 1, argv + i - 1);
   if (!strcmp(cmd, "info") && i + 1 == argc) return cmd_info(argv[i]);
   if (!strcmp(cmd, "eps") && i < argc) {
     const char *dir = argv[i++], *in = NULL, *out = NULL;

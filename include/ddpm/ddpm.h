@@ -173,6 +173,16 @@ typedef struct {
   const float *mask;
   int t0;
   float strength;
+  /* RePaint-style harmonizing (Lugmayr et al. 2022): each step is redone
+   * `resample` times, jumping back one step with forward noise in between;
+   * 1 (or 0) is plain SDEdit. */
+  int resample;
+  /* Denoising: when > 0, `init` is a noisy image y = x0 + sigma * n (sigma in
+   * the model's [-1, 1] units); it is taken as the intermediate x_t whose
+   * noise level matches (sqrt(abar_t) * y) and the reverse process runs from
+   * there without adding noise first.  With a mask, the result is blended
+   * with `init` through it. */
+  float denoise_sigma;
 
   /* Injected noise instead of the generator (for replaying references):
    * start noise [batch, C, H, W] (x_T, or the SDEdit init noise), per-step
@@ -197,6 +207,13 @@ int ddpm_sample_steps_run(ddpm_model *model, const ddpm_sample_params *p,
  * in the model's [-1, 1] space. */
 bool ddpm_sample(ddpm_model *model, const ddpm_sample_params *p, float *out,
                  GError **err);
+
+/* Robust estimate of the Gaussian noise sigma of an image [c, h, w] (same
+ * units as its values): median absolute diagonal Haar detail / 0.6745. */
+float ddpm_estimate_noise_sigma(const float *image, int c, int h, int w);
+
+/* The timestep a denoising run with this sigma starts from. */
+int ddpm_denoise_start_timestep(ddpm_model *model, int steps, float sigma);
 
 /* Standard normal noise of the library's counter-based generator
  * (Philox4x32-10 + Box-Muller): value `index` of stream `stream` for `seed`. */

@@ -1,0 +1,199 @@
+/* The ddpm command line end to end: golden reproduction through --noise and
+ * --trajectory, PNG in/out with a mask (pixels outside bit-identical, alpha
+ * kept), noise estimation, and bad input (one clear line, exit 1). */
+#include <string.h>
+
+#include <glib/gstdio.h>
+
+#include "golden.h"
+#include "png_io.h"
+
+static char *tmpdir;
+
+/* Runs ddpm with args; returns the exit status (-1 if killed by a signal). */
+static int run_cli(char **out, char **errout, const char *first, ...) {
+  GPtrArray *argv = g_ptr_array_new();
+  g_ptr_array_add(argv, (char *)g_getenv("DDPM_CLI"));
+  va_list ap;
+  va_start(ap, first);
+  for (const char *a = first; a; a = va_arg(ap, const char *))
+    g_ptr_array_add(argv, (char *)a);
+  va_end(ap);
+  g_ptr_array_add(argv, NULL);
+  int status = 0;
+  GError *err = NULL;
+  g_assert_true(g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_DEFAULT,
+                             NULL, NULL, out, errout, &status, &err));
+  g_ptr_array_free(argv, TRUE);
+  if (!WIFEXITED(status)) return -1;
+  return WEXITSTATUS(status);
+}
+
+static char *tmp(const char *name) { return g_build_filename(tmpdir, name, NULL); }
+
+static void test_golden_sdedit(void) {
+  char *dir = golden_path("tiny");
+  if (!dir) return;
+  char *noise = g_build_filename(dir, "golden.safetensors", NULL);
+  char *traj = tmp("traj.safetensors");
+  char *out = NULL, *err = NULL;
+  int rc = run_cli(&out, &err, "sdedit", dir, "--noise", noise, "--steps", "25",
+                   "--t0", "400", "--trajectory", traj, NULL);
+  if (rc) g_printerr("%s", err);
+  g_assert_cmpint(rc, ==, 0);
+  GError *e = NULL;
+  st_file *got = st_open(traj, &e), *want = st_open(noise, &e);
+  g_assert_no_error(e);
+  uint64_t n, m;
+  float *gt = golden_f32(got, "traj", &n), *wt = golden_f32(want, "sdedit.traj", &m);
+  g_assert_cmpuint(n, ==, m);
+  double et = rel_max_err(gt, wt, n);
+  float *gx = golden_f32(got, "x0", &n), *wx = golden_f32(want, "sdedit.out", &m);
+  double ex = rel_max_err(gx, wx, n);
+  g_printerr("CLI sdedit vs golden: trajectory %.3g, final %.3g\n", et, ex);
+  g_assert_cmpfloat(et, <=, 1e-3);
+  g_assert_cmpfloat(ex, <=, 1e-3);
+  g_free(gt); g_free(wt); g_free(gx); g_free(wx);
+  st_close(got); st_close(want);
+  g_free(out); g_free(err); g_free(traj); g_free(noise); g_free(dir);
+}
+
+/* A 16-bit RGBA picture of another size than the model's, half masked. */
+static void test_png_mask(void) {
+  char *dir = golden_path("tiny");
+  if (!dir) return;
+  const int w = 20, h = 12;
+  png_image_f in = {.c = 3, .h = h, .w = w, .bit_depth = 16};
+  in.data = g_new(float, 3 * w * h);
+  in.alpha = g_new(float, w * h);
+  png_image_f mask = {.c = 1, .h = h, .w = w, .bit_depth = 8};
+  mask.data = g_new(float, w * h);
+  for (int i = 0; i < w * h; i++) {
+    for (int k = 0; k < 3; k++) in.data[k * w * h + i] = (float)((i * 7 + k * 13) % 50) / 25 - 1;
+    in.alpha[i] = (float)(i % 9) / 8;
+    mask.data[i] = (i % w) < w / 2 ? -1.0f : 1.0f; /* right half regenerates */
+  }
+  char *in_path = tmp("in.png"), *mask_path = tmp("mask.png"), *out_path = tmp("out.png");
+  GError *e = NULL;
+  g_assert_true(png_write_float(in_path, &in, &e));
+  g_assert_true(png_write_float(mask_path, &mask, &e));
+  png_image_f before;
+  g_assert_true(png_read_float(in_path, &before, &e));
+  char *out = NULL, *err = NULL;
+  int rc = run_cli(&out, &err, "sdedit", dir, in_path, "--mask", mask_path,
+                   "--strength", "0.6", "--steps", "10", "--seed", "5", "-o",
+                   out_path, NULL);
+  if (rc) g_printerr("%s", err);
+  g_assert_cmpint(rc, ==, 0);
+  png_image_f after;
+  g_assert_true(png_read_float(out_path, &after, &e));
+  g_assert_cmpint(after.w, ==, w);
+  g_assert_cmpint(after.h, ==, h);
+  g_assert_cmpint(after.bit_depth, ==, 16);
+  g_assert_nonnull(after.alpha);
+  g_assert_cmpmem(after.alpha, w * h * 4, before.alpha, w * h * 4);
+  int changed = 0;
+  for (int i = 0; i < w * h; i++)
+    for (int k = 0; k < 3; k++) {
+      float a = after.data[k * w * h + i], b = before.data[k * w * h + i];
+      if ((i % w) < w / 2) g_assert_cmpfloat(a, ==, b); /* kept exactly */
+      else changed += a != b;
+    }
+  g_assert_cmpint(changed, >, w * h); /* most regenerated values differ */
+  png_image_clear(&in); png_image_clear(&mask);
+  png_image_clear(&before); png_image_clear(&after);
+  g_free(out); g_free(err);
+  g_free(in_path); g_free(mask_path); g_free(out_path); g_free(dir);
+}
+
+/* Denoise estimates the noise of a flat grey picture with known noise. */
+static void test_denoise_estimate(void) {
+  char *dir = golden_path("tiny");
+  if (!dir) return;
+  const int w = 64, h = 64;
+  png_image_f in = {.c = 3, .h = h, .w = w, .bit_depth = 16};
+  in.data = g_new(float, 3 * w * h);
+  const double sigma8 = 20.0; /* 8-bit units */
+  for (int i = 0; i < 3 * w * h; i++)
+    in.data[i] = (float)(ddpm_noise(77, 0, i) * sigma8 / 127.5);
+  char *in_path = tmp("noisy.png"), *out_path = tmp("clean.png");
+  GError *e = NULL;
+  g_assert_true(png_write_float(in_path, &in, &e));
+  char *out = NULL, *err = NULL;
+  int rc = run_cli(&out, &err, "denoise", dir, in_path, "--steps", "20", "-o",
+                   out_path, NULL);
+  if (rc) g_printerr("%s", err);
+  g_assert_cmpint(rc, ==, 0);
+  const char *at = strstr(out, "estimated noise sigma: ");
+  g_assert_nonnull(at);
+  double est = g_ascii_strtod(at + strlen("estimated noise sigma: "), NULL);
+  g_printerr("denoise: true sigma %.1f, estimated %.2f\n", sigma8, est);
+  g_assert_cmpfloat(fabs(est - sigma8), <, 0.1 * sigma8);
+  png_image_clear(&in);
+  g_free(out); g_free(err); g_free(in_path); g_free(out_path); g_free(dir);
+}
+
+static void expect_fail(const char *needle, const char *a1, ...) {
+  char *argv[16];
+  int n = 0;
+  va_list ap;
+  va_start(ap, a1);
+  for (const char *a = a1; a && n < 15; a = va_arg(ap, const char *)) argv[n++] = (char *)a;
+  va_end(ap);
+  argv[n] = NULL;
+  char *out = NULL, *err = NULL;
+  int rc = run_cli(&out, &err, argv[0], argv[1], argv[2], argv[3], argv[4],
+                   argv[5], argv[6], argv[7], argv[8], argv[9], NULL);
+  if (g_test_verbose()) g_printerr("  -> %s", err);
+  g_assert_cmpint(rc, ==, 1);
+  g_assert_true(g_str_has_prefix(err, "ddpm: "));
+  g_assert_cmpint(strchr(err, '\n') - err, ==, (int)strlen(err) - 1); /* one line */
+  if (!strstr(err, needle)) g_error("'%s' not in: %s", needle, err);
+  g_free(out);
+  g_free(err);
+}
+
+static void test_bad_input(void) {
+  char *dir = golden_path("tiny");
+  if (!dir) return;
+  char *junk = tmp("junk.png"), *in = tmp("in.png"), *small = tmp("small.png");
+  char *o = tmp("x.png");
+  g_assert_true(g_file_set_contents(junk, "\x89PNG\r\n\x1a\nnot really", -1, NULL));
+  png_image_f im = {.c = 1, .h = 8, .w = 8, .bit_depth = 8};
+  im.data = g_new0(float, 64);
+  GError *e = NULL;
+  g_assert_true(png_write_float(in, &im, &e));
+  im.w = 4;
+  g_assert_true(png_write_float(small, &im, &e));
+  png_image_clear(&im);
+  expect_fail("junk.png", "sdedit", dir, junk, "-o", o, NULL);
+  expect_fail("mask is 4x8", "sdedit", dir, in, "--mask", small, "-o", o, NULL);
+  expect_fail("strength = 1.5", "sdedit", dir, in, "--strength", "1.5", "-o", o, NULL);
+  expect_fail("steps = 0", "generate", dir, "--steps", "0", "-o", o, NULL);
+  expect_fail("/nonexistent", "generate", "/nonexistent", "-o", o, NULL);
+  expect_fail("-o OUT.png", "generate", dir, NULL);
+  expect_fail("ddpm or ddim", "generate", dir, "--sampler", "euler", "-o", o, NULL);
+  expect_fail("not a PNG", "denoise", dir, dir, "-o", o, NULL);
+  g_free(junk); g_free(in); g_free(small); g_free(o); g_free(dir);
+}
+
+int main(int argc, char **argv) {
+  g_test_init(&argc, &argv, NULL);
+  if (!g_getenv("DDPM_CLI")) return 77;
+  tmpdir = g_dir_make_tmp("ddpm-cli-XXXXXX", NULL);
+  g_test_add_func("/cli/golden_sdedit", test_golden_sdedit);
+  g_test_add_func("/cli/png_mask", test_png_mask);
+  g_test_add_func("/cli/denoise_estimate", test_denoise_estimate);
+  g_test_add_func("/cli/bad_input", test_bad_input);
+  int rc = g_test_run();
+  GDir *d = g_dir_open(tmpdir, 0, NULL);
+  for (const char *name; d && (name = g_dir_read_name(d));) {
+    char *p = tmp(name);
+    g_unlink(p);
+    g_free(p);
+  }
+  if (d) g_dir_close(d);
+  g_rmdir(tmpdir);
+  g_free(tmpdir);
+  return rc;
+}

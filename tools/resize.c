@@ -1,0 +1,71 @@
+#include <math.h>
+#include <stdlib.h>
+
+#include <glib.h>
+
+#include "resize.h"
+
+/* Weights of one output coordinate over the input axis (separable). */
+typedef struct {
+  int first, count;
+  float *w;
+} taps;
+
+static taps *axis_taps(int src, int dst) {
+  taps *t = g_new0(taps, dst);
+  double scale = (double)src / dst;
+  for (int o = 0; o < dst; o++) {
+    if (scale >= 1.0) { /* area: input interval [o, o+1) * scale */
+      double a = o * scale, b = (o + 1) * scale;
+      int i0 = (int)floor(a), i1 = MIN((int)ceil(b), src);
+      t[o].first = i0;
+      t[o].count = i1 - i0;
+      t[o].w = g_new(float, t[o].count);
+      for (int i = i0; i < i1; i++)
+        t[o].w[i - i0] = (float)((MIN(b, i + 1.0) - MAX(a, (double)i)) / scale);
+    } else { /* bilinear at the pixel centre, clamped at the borders */
+      double x = (o + 0.5) * scale - 0.5;
+      int i0 = (int)floor(x);
+      double f = x - i0;
+      int a = CLAMP(i0, 0, src - 1), b = CLAMP(i0 + 1, 0, src - 1);
+      t[o].first = MIN(a, b);
+      t[o].count = a == b ? 1 : 2;
+      t[o].w = g_new(float, 2);
+      if (a == b) t[o].w[0] = 1.0f;
+      else t[o].w[0] = (float)(1 - f), t[o].w[1] = (float)f;
+    }
+  }
+  return t;
+}
+
+static void free_taps(taps *t, int n) {
+  for (int i = 0; i < n; i++) g_free(t[i].w);
+  g_free(t);
+}
+
+void resize_planar(const float *src, int c, int sh, int sw, float *dst, int dh,
+                   int dw) {
+  taps *tx = axis_taps(sw, dw), *ty = axis_taps(sh, dh);
+  float *tmp = g_new(float, (size_t)sh * dw); /* horizontal pass, one channel */
+  for (int k = 0; k < c; k++) {
+    const float *s = src + (size_t)k * sh * sw;
+    for (int y = 0; y < sh; y++)
+      for (int x = 0; x < dw; x++) {
+        float acc = 0;
+        for (int i = 0; i < tx[x].count; i++)
+          acc += tx[x].w[i] * s[(size_t)y * sw + tx[x].first + i];
+        tmp[(size_t)y * dw + x] = acc;
+      }
+    float *d = dst + (size_t)k * dh * dw;
+    for (int y = 0; y < dh; y++)
+      for (int x = 0; x < dw; x++) {
+        float acc = 0;
+        for (int i = 0; i < ty[y].count; i++)
+          acc += ty[y].w[i] * tmp[(size_t)(ty[y].first + i) * dw + x];
+        d[(size_t)y * dw + x] = acc;
+      }
+  }
+  g_free(tmp);
+  free_taps(tx, dw);
+  free_taps(ty, dh);
+}
