@@ -8,6 +8,7 @@ typedef struct {
   uint64_t count;
   int first, last; /* node indices of first write and last use */
   bool input;
+  bool resident;     /* lives on the device across runs; no staging copy */
   char *output_name; /* non-NULL: read back after each run */
   uint64_t offset;   /* in the arena */
   uint64_t staging;  /* in the staging buffer (inputs and outputs) */
@@ -62,6 +63,12 @@ static gtensor new_tensor(graph *g, int n, int c, int h, int w, bool input) {
 
 gtensor graph_input(graph *g, int n, int c, int h, int w) {
   return new_tensor(g, n, c, h, w, true);
+}
+
+gtensor graph_resident(graph *g, int n, int c, int h, int w) {
+  gtensor t = new_tensor(g, n, c, h, w, false);
+  TENSOR(g, t.id)->resident = true;
+  return t;
 }
 
 gtensor graph_tensor(graph *g, int n, int c, int h, int w) {
@@ -126,8 +133,8 @@ static void plan(graph *g) {
   for (guint i = 0; i < nt; i++) {
     tensor_info *ti = TENSOR(g, i);
     if (ti->first < 0) ti->first = 0;
-    if (ti->output_name || ti->last < 0) ti->last = n_nodes;
-    if (ti->input) ti->first = 0;
+    if (ti->output_name || ti->resident || ti->last < 0) ti->last = n_nodes;
+    if (ti->input || ti->resident) ti->first = 0;
     order[i] = (int)i;
   }
   g_qsort_with_data(order, (gint)nt, sizeof(int), cmp_by_size_desc, g);
@@ -257,4 +264,33 @@ const float *graph_tensor_data(graph *g, gtensor t) {
   tensor_info *ti = TENSOR(g, t.id);
   g_return_val_if_fail(ti->output_name && g->compiled, NULL);
   return (const float *)((const uint8_t *)g->staging.mapped + ti->staging);
+}
+
+/* One-off copy between a host-visible temporary and a resident tensor. */
+static bool transfer(graph *g, gtensor t, float *host, bool up, GError **err) {
+  tensor_info *ti = TENSOR(g, t.id);
+  g_return_val_if_fail(g->compiled, false);
+  uint64_t bytes = ti->count * sizeof(float);
+  vk_buffer tmp;
+  if (!vk_buffer_create(g->ctx, bytes, VK_MEM_HOST, &tmp, err)) return false;
+  if (up) memcpy(tmp.mapped, host, bytes);
+  vk_program p;
+  bool ok = vk_program_begin(g->ctx, &p, 1, err);
+  if (ok) {
+    if (up) vk_program_copy(&p, &tmp, 0, &g->arena, ti->offset, bytes);
+    else vk_program_copy(&p, &g->arena, ti->offset, &tmp, 0, bytes);
+    ok = vk_program_end(&p, err) && vk_program_run(g->ctx, &p, err);
+    vk_program_destroy(g->ctx, &p);
+  }
+  if (ok && !up) memcpy(host, tmp.mapped, bytes);
+  vk_buffer_destroy(g->ctx, &tmp);
+  return ok;
+}
+
+bool graph_upload(graph *g, gtensor t, const float *data, GError **err) {
+  return transfer(g, t, (float *)data, true, err);
+}
+
+bool graph_download(graph *g, gtensor t, float *data, GError **err) {
+  return transfer(g, t, data, false, err);
 }

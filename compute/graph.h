@@ -51,6 +51,9 @@ void graph_free(graph *g);
 
 /* A tensor written by the host before each run. */
 gtensor graph_input(graph *g, int n, int c, int h, int w);
+/* A tensor that keeps its contents on the device between runs (e.g. the
+ * sample being denoised); set and read with graph_upload/graph_download. */
+gtensor graph_resident(graph *g, int n, int c, int h, int w);
 /* An intermediate tensor (arena-allocated, may share memory). */
 gtensor graph_tensor(graph *g, int n, int c, int h, int w);
 /* Marks a tensor readable after each run under `name`; it then keeps its
@@ -72,6 +75,10 @@ float *graph_input_data(graph *g, gtensor t);
 bool graph_run(graph *g, GError **err);
 /* Result of an output after graph_run (NULL for an unknown name). */
 const float *graph_output_data(graph *g, const char *name, gtensor *shape);
+
+/* Copies between host memory and a resident tensor (after compile). */
+bool graph_upload(graph *g, gtensor t, const float *data, GError **err);
+bool graph_download(graph *g, gtensor t, float *data, GError **err);
 
 /* Data of a tensor marked with graph_output, after graph_run. */
 const float *graph_tensor_data(graph *g, gtensor t);

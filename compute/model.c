@@ -217,6 +217,20 @@ uint64_t ddpm_model_memory_estimate(ddpm_model *m, int n, int h, int w,
   return bytes;
 }
 
+ddpm_context *ddpm_model_context(const ddpm_model *m) { return m->ctx; }
+struct wstore *ddpm_model_weights(const ddpm_model *m) { return m->ws; }
+
+void ddpm_model_release_graph(ddpm_model *m) {
+  graph_free(m->g);
+  m->g = NULL;
+  if (m->io.probes) g_array_unref(m->io.probes);
+  memset(&m->io, 0, sizeof m->io);
+}
+
+bool ddpm_model_check_size(ddpm_model *m, int n, int h, int w, GError **err) {
+  return check_args(m, n, h, w, err);
+}
+
 uint64_t ddpm_model_peak_device_bytes(const ddpm_model *m) {
   return m->ctx->peak_device_bytes;
 }

@@ -22,6 +22,13 @@ bool ddpm_model_forward_probed(ddpm_model *model, const float *x,
                                int width, float *eps, ddpm_probe_fn fn,
                                void *user, GError **err);
 
+struct wstore;
+ddpm_context *ddpm_model_context(const ddpm_model *model);
+struct wstore *ddpm_model_weights(const ddpm_model *model);
+/* Frees the cached forward graph (its activation memory). */
+void ddpm_model_release_graph(ddpm_model *model);
+bool ddpm_model_check_size(ddpm_model *model, int n, int h, int w, GError **err);
+
 /* One reverse step from x at timestep t of a `steps` grid: the U-Net, then
  * the scheduler update with `noise` (may be NULL when none is added). */
 bool ddpm_sample_step(ddpm_model *model, ddpm_sampler sampler, int steps,

@@ -25,10 +25,10 @@ float ddpm_noise(uint64_t seed, uint32_t stream, uint64_t index) {
   uint32_t ctr[4] = {(uint32_t)(index >> 2), (uint32_t)(index >> 34), stream, 0};
   philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
   int pair = (int)(index & 3) >> 1;
-  /* Uniforms in (0, 1]: never log(0). */
-  double u1 = ((double)ctr[2 * pair] + 1.0) / 4294967296.0;
-  double u2 = (double)ctr[2 * pair + 1] / 4294967296.0;
-  double r = sqrt(-2.0 * log(u1));
-  double a = 2.0 * G_PI * u2;
-  return (float)((index & 1) ? r * sin(a) : r * cos(a));
+  /* 24-bit uniforms in float, as shaders/philox.glsl: u1 in (0, 1]. */
+  float u1 = ((float)(ctr[2 * pair] >> 8) + 1.0f) * (1.0f / 16777216.0f);
+  float u2 = (float)(ctr[2 * pair + 1] >> 8) * (1.0f / 16777216.0f);
+  float r = sqrtf(-2.0f * logf(u1));
+  float a = 6.283185307179586f * u2;
+  return (index & 1) ? r * sinf(a) : r * cosf(a);
 }

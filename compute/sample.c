@@ -1,11 +1,17 @@
 /* The reverse process: DDPM ancestral and DDIM steps as diffusers computes
- * them (float32 scalars, same order), masked SDEdit, previews and cancel.
- * The U-Net runs on the device; the per-step update is cheap host math. */
+ * them, masked SDEdit, RePaint resampling, denoising, previews and cancel.
+ * The sample stays on the device: each step is one submit of the recorded
+ * U-Net + step kernel, with only the timestep and the step's scalar
+ * coefficients written by the host; nothing is read back unless a preview
+ * or the trajectory is asked for. */
 #include <math.h>
 #include <string.h>
 
+#include "graph.h"
 #include "model.h"
+#include "ops/ops.h"
 #include "schedule.h"
+#include "unet.h"
 
 /* Noise streams of the generator. */
 enum {
@@ -138,99 +144,139 @@ static void add_noise(const ddpm_schedule *s, int t, const float *x0,
   for (size_t i = 0; i < n; i++) out[i] = a * x0[i] + b * noise[i];
 }
 
-/* x0 from the model output, per prediction_type; clipped if configured. */
-static float pred_x0(const ddpm_schedule *s, float x, float out, float abar) {
-  float beta = 1.0f - abar, v;
-  switch (s->prediction) {
-  case PRED_SAMPLE: v = out; break;
-  case PRED_V: v = sqrtf(abar) * x - sqrtf(beta) * out; break;
-  default: v = (x - sqrtf(beta) * out) / sqrtf(abar); break;
-  }
-  if (s->clip_sample)
-    v = fminf(fmaxf(v, -s->clip_sample_range), s->clip_sample_range);
-  return v;
+/* ---- per-step scalars (layout shared with shaders/sample_step.comp) ---- */
+
+enum { SP_ABAR, SP_C0, SP_C1, SP_SD, SP_KA, SP_KB, SP_KNOWN, SP_RA, SP_RB,
+       SP_RENOISE, SP_STREAM_S, SP_STREAM_K, SP_STREAM_R, SP_INJECT_S,
+       SP_INJECT_K, SP_COUNT = 16 };
+
+typedef struct {
+  float v[SP_COUNT];
+} step_values;
+
+static float uint_bits(uint32_t u) {
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
 }
 
-/* One DDPMScheduler.step over the batch. */
-static void ddpm_step(const ddpm_schedule *s, int steps, int t, const float *x,
-                      const float *eps, const float *noise, size_t n,
-                      float *x0_out, float *x_out) {
+/* DDPMScheduler.step coefficients, float32 in diffusers' order. */
+static void ddpm_coeffs(const ddpm_schedule *s, int steps, int t, step_values *sv) {
   int prev = ddpm_schedule_prev(s, steps, t);
   float abar = ddpm_schedule_abar(s, t, false);
   float abar_prev = ddpm_schedule_abar(s, prev, false);
   float beta = 1.0f - abar, beta_prev = 1.0f - abar_prev;
   float cur_alpha = abar / abar_prev, cur_beta = 1.0f - cur_alpha;
-  float c_x0 = sqrtf(abar_prev) * cur_beta / beta;
-  float c_x = sqrtf(cur_alpha) * beta_prev / beta;
+  sv->v[SP_ABAR] = abar;
+  sv->v[SP_C0] = sqrtf(abar_prev) * cur_beta / beta;
+  sv->v[SP_C1] = sqrtf(cur_alpha) * beta_prev / beta;
   float var = 0.0f;
   if (t > 0) {
     var = (1.0f - abar_prev) / (1.0f - abar) * cur_beta;
     var = fmaxf(var, 1e-20f);
     if (s->variance == VARIANCE_FIXED_LARGE) var = cur_beta;
   }
-  float sd = sqrtf(var);
-  for (size_t i = 0; i < n; i++) {
-    float x0 = pred_x0(s, x[i], eps[i], abar);
-    x0_out[i] = x0;
-    float v = c_x0 * x0 + c_x * x[i];
-    if (t > 0) v = v + sd * noise[i];
-    x_out[i] = v;
-  }
+  sv->v[SP_SD] = sqrtf(var);
 }
 
-/* One DDIMScheduler.step over the batch. */
-static void ddim_step(const ddpm_schedule *s, int steps, int t, float eta,
-                      const float *x, const float *out, const float *noise,
-                      size_t n, float *x0_out, float *x_out) {
+/* DDIMScheduler.step coefficients. */
+static void ddim_coeffs(const ddpm_schedule *s, int steps, int t, float eta,
+                        step_values *sv) {
   int prev = ddpm_schedule_prev(s, steps, t);
   float abar = ddpm_schedule_abar(s, t, true);
   float abar_prev = ddpm_schedule_abar(s, prev, true);
   float beta = 1.0f - abar, beta_prev = 1.0f - abar_prev;
   float var = (beta_prev / beta) * (1.0f - abar / abar_prev);
   float std = eta * sqrtf(var);
-  float dir = sqrtf(1.0f - abar_prev - std * std);
-  for (size_t i = 0; i < n; i++) {
-    float x0 = pred_x0(s, x[i], out[i], abar);
-    float e;
-    switch (s->prediction) {
-    case PRED_SAMPLE: e = (x[i] - sqrtf(abar) * x0) / sqrtf(beta); break;
-    case PRED_V: e = sqrtf(abar) * out[i] + sqrtf(beta) * x[i]; break;
-    default: e = out[i]; break;
-    }
-    x0_out[i] = x0;
-    float v = sqrtf(abar_prev) * x0 + dir * e;
-    if (eta > 0) v = v + std * noise[i];
-    x_out[i] = v;
-  }
+  sv->v[SP_ABAR] = abar;
+  sv->v[SP_C0] = sqrtf(abar_prev);
+  sv->v[SP_C1] = sqrtf(1.0f - abar_prev - std * std);
+  sv->v[SP_SD] = eta > 0 ? std : 0.0f;
 }
+
+/* ---- the device-side state ------------------------------------------------ */
+
+typedef struct {
+  ddpm_model *m;
+  graph *g;
+  unet_io io;
+  gtensor x, params, init, mask, zs, zk, x0;
+  int batch;
+  size_t n;
+} stepper;
+
+static void stepper_free(stepper *st) {
+  graph_free(st->g);
+  memset(st, 0, sizeof *st);
+}
+
+static bool stepper_init(stepper *st, ddpm_model *m, ddpm_sampler sampler,
+                         uint64_t seed, int batch, int h, int w, GError **err) {
+  memset(st, 0, sizeof *st);
+  const ddpm_unet_config *cfg = ddpm_model_config(m);
+  const ddpm_schedule *s = ddpm_model_schedule(m);
+  if (!ddpm_model_check_size(m, batch, h, w, err)) return false;
+  ddpm_model_release_graph(m); /* one graph's activations at a time */
+  st->m = m;
+  st->batch = batch;
+  st->g = graph_new(ddpm_model_context(m), ddpm_model_weights(m));
+  graph *g = st->g;
+  int c = cfg->in_channels;
+  st->x = graph_resident(g, batch, c, h, w);
+  st->n = gtensor_count(st->x);
+  unet_build_on(g, ddpm_model_weights(m), NULL, cfg, st->x, false, &st->io);
+  st->params = graph_input(g, 1, SP_COUNT, 1, 1);
+  st->init = graph_resident(g, batch, c, h, w);
+  st->mask = graph_resident(g, 1, 1, h, w);
+  st->zs = graph_resident(g, batch, c, h, w);
+  st->zk = graph_resident(g, batch, c, h, w);
+  st->x0 = graph_resident(g, batch, c, h, w);
+  sample_step_params ssp = {
+    .seed = seed,
+    .ddim = sampler == DDPM_SAMPLER_DDIM,
+    .prediction = s->prediction == PRED_SAMPLE ? 1 : s->prediction == PRED_V ? 2 : 0,
+    .clip = s->clip_sample,
+    .masked = 1,
+    .clip_range = s->clip_sample_range,
+  };
+  op_sample_step(g, st->x, st->io.eps, st->params, st->init, st->mask, st->zs,
+                 st->zk, st->x0, &ssp);
+  if (!graph_compile(g, err)) {
+    stepper_free(st);
+    return false;
+  }
+  return true;
+}
+
+/* One submit: the U-Net at t, then the step with these scalars. */
+static bool stepper_run(stepper *st, int t, const step_values *sv, GError **err) {
+  float *tf = graph_input_data(st->g, st->io.t);
+  for (int b = 0; b < st->batch; b++) tf[b] = (float)t;
+  memcpy(graph_input_data(st->g, st->params), sv->v, sizeof sv->v);
+  return graph_run(st->g, err);
+}
+
+/* ---- public entry points --------------------------------------------------- */
 
 bool ddpm_sample_step(ddpm_model *m, ddpm_sampler sampler, int steps,
                       float eta, int t, int batch, int h, int w, const float *x,
                       const float *noise, float *x_prev, float *x0,
                       GError **err) {
   const ddpm_schedule *s = ddpm_model_schedule(m);
-  size_t n = (size_t)batch * ddpm_model_config(m)->in_channels * h * w;
-  float *eps = g_new(float, n);
-  int64_t *tb = g_new(int64_t, batch);
-  for (int b = 0; b < batch; b++) tb[b] = t;
-  bool ok = ddpm_model_forward(m, x, tb, batch, h, w, eps, err);
-  if (ok && sampler == DDPM_SAMPLER_DDPM)
-    ddpm_step(s, steps, t, x, eps, noise, n, x0, x_prev);
-  else if (ok)
-    ddim_step(s, steps, t, eta, x, eps, noise, n, x0, x_prev);
-  g_free(eps);
-  g_free(tb);
+  stepper st;
+  if (!stepper_init(&st, m, sampler, 0, batch, h, w, err)) return false;
+  step_values sv = {{0}};
+  if (sampler == DDPM_SAMPLER_DDPM) ddpm_coeffs(s, steps, t, &sv);
+  else ddim_coeffs(s, steps, t, eta, &sv);
+  sv.v[SP_INJECT_S] = noise != NULL;
+  if (!noise) sv.v[SP_SD] = 0; /* no noise to add */
+  bool ok = graph_upload(st.g, st.x, x, err) &&
+            (!noise || graph_upload(st.g, st.zs, noise, err)) &&
+            stepper_run(&st, t, &sv, err) &&
+            graph_download(st.g, st.x, x_prev, err) &&
+            graph_download(st.g, st.x0, x0, err);
+  stepper_free(&st);
   return ok;
-}
-
-/* Noise of step k, round u (u > 0: RePaint resampling rounds). */
-static void step_noise(const ddpm_sample_params *p, const plan *pl, int k,
-                       int u, float *out) {
-  if (u == 0)
-    fill_noise(p, pl, p->noise_steps ? p->noise_steps + (size_t)k * pl->total : NULL,
-               STREAM_STEP + (uint32_t)k, out);
-  else
-    fill_noise(p, pl, NULL, STREAM_RESAMPLE + (uint32_t)k * 256 + u, out);
 }
 
 bool ddpm_sample(ddpm_model *m, const ddpm_sample_params *p, float *out,
@@ -239,78 +285,91 @@ bool ddpm_sample(ddpm_model *m, const ddpm_sample_params *p, float *out,
   plan pl;
   if (!make_plan(m, p, &pl, err)) return false;
   const ddpm_schedule *s = pl.s;
-  size_t n = pl.total, hw = (size_t)pl.h * pl.w;
-  float *x = g_new(float, n), *eps = g_new(float, n), *x0 = g_new(float, n);
-  float *next = g_new(float, n), *noise = g_new(float, n);
-  int64_t *tb = g_new(int64_t, p->batch);
+  size_t n = pl.total;
   bool denoise = p->init && p->denoise_sigma > 0;
   bool masked = p->init && p->mask && !denoise;
   int rounds = masked && p->resample > 1 ? p->resample : 1;
+  stepper st;
+  if (!stepper_init(&st, m, p->sampler, p->seed, p->batch, pl.h, pl.w, err)) {
+    g_free(pl.ts);
+    return false;
+  }
+  float *x = g_new(float, n), *tmp = g_new(float, n);
   bool ok = true;
 
+  /* The starting sample, made on the host once. */
   if (denoise) {
     float a = sqrtf(s->alphas_cumprod[pl.ts[pl.first]]);
     for (size_t i = 0; i < n; i++) x[i] = a * p->init[i];
   } else if (p->init) {
-    fill_noise(p, &pl, p->noise_start, STREAM_START, noise);
-    add_noise(s, pl.ts[pl.first], p->init, noise, n, x);
+    fill_noise(p, &pl, p->noise_start, STREAM_START, tmp);
+    add_noise(s, pl.ts[pl.first], p->init, tmp, n, x);
   } else {
     fill_noise(p, &pl, p->noise_start, STREAM_START, x);
   }
+  ok = graph_upload(st.g, st.x, x, err) &&
+       (!masked || (graph_upload(st.g, st.init, p->init, err) &&
+                    graph_upload(st.g, st.mask, p->mask, err)));
 
   for (int k = 0; k < pl.n_run && ok; k++) {
     int t = pl.ts[pl.first + k];
     int prev = ddpm_schedule_prev(s, pl.steps, t);
     bool last = k == pl.n_run - 1;
-    for (int b = 0; b < p->batch; b++) tb[b] = t;
     for (int u = 0; u < rounds && ok; u++) {
-      ok = ddpm_model_forward(m, x, tb, p->batch, pl.h, pl.w, eps, err);
-      if (!ok) break;
-      bool need_noise = p->sampler == DDPM_SAMPLER_DDPM ? t > 0 : p->eta > 0;
-      if (need_noise) step_noise(p, &pl, k, u, noise);
-      if (p->sampler == DDPM_SAMPLER_DDPM)
-        ddpm_step(s, pl.steps, t, x, eps, noise, n, x0, next);
-      else
-        ddim_step(s, pl.steps, t, p->eta, x, eps, noise, n, x0, next);
-
+      step_values sv = {{0}};
+      if (p->sampler == DDPM_SAMPLER_DDPM) ddpm_coeffs(s, pl.steps, t, &sv);
+      else ddim_coeffs(s, pl.steps, t, p->eta, &sv);
+      sv.v[SP_STREAM_S] = uint_bits(u == 0 ? STREAM_STEP + (uint32_t)k
+                                           : STREAM_RESAMPLE + (uint32_t)k * 256 + u);
+      if (u == 0 && p->noise_steps && sv.v[SP_SD] != 0) {
+        sv.v[SP_INJECT_S] = 1;
+        ok = graph_upload(st.g, st.zs, p->noise_steps + (size_t)k * n, err);
+      }
       if (masked) {
-        /* Keep the known region at the noise level of the next step
-         * (q(x_prev | x0)), and exactly x0 after the last. */
-        const float *known = p->init;
+        /* Known region at the noise level of the next step, x0 at the end. */
         if (!last && prev >= 0) {
-          fill_noise(p, &pl, p->noise_known && u == 0 ? p->noise_known + (size_t)k * n : NULL,
-                     STREAM_KNOWN + (uint32_t)k * 256 + u, noise);
-          add_noise(s, prev, p->init, noise, n, eps); /* eps is free now */
-          known = eps;
-        }
-        for (size_t i = 0; i < n; i++) {
-          float mk = p->mask[i % hw];
-          next[i] = mk * next[i] + (1.0f - mk) * known[i];
+          float abar_prev = s->alphas_cumprod[prev];
+          sv.v[SP_KNOWN] = 2;
+          sv.v[SP_KA] = sqrtf(abar_prev);
+          sv.v[SP_KB] = sqrtf(1.0f - abar_prev);
+          sv.v[SP_STREAM_K] = uint_bits(STREAM_KNOWN + (uint32_t)k * 256 + u);
+          if (u == 0 && p->noise_known) {
+            sv.v[SP_INJECT_K] = 1;
+            ok = ok && graph_upload(st.g, st.zk, p->noise_known + (size_t)k * n, err);
+          }
+        } else {
+          sv.v[SP_KNOWN] = 1;
         }
       }
-      if (u < rounds - 1 && !last && prev >= 0) {
-        /* RePaint: back to t with q(x_t | x_prev). */
+      bool again = u < rounds - 1 && !last && prev >= 0;
+      if (again) { /* RePaint: back to t with q(x_t | x_prev) */
         float ratio = s->alphas_cumprod[t] / ddpm_schedule_abar(s, prev, false);
-        float a = sqrtf(ratio), b = sqrtf(1.0f - ratio);
-        fill_noise(p, &pl, NULL, STREAM_RESAMPLE + (uint32_t)k * 256 + 128 + u, noise);
-        for (size_t i = 0; i < n; i++) x[i] = a * next[i] + b * noise[i];
-      } else {
-        float *tmp = x;
-        x = next;
-        next = tmp;
-        break;
+        sv.v[SP_RENOISE] = 1;
+        sv.v[SP_RA] = sqrtf(ratio);
+        sv.v[SP_RB] = sqrtf(1.0f - ratio);
+        sv.v[SP_STREAM_R] = uint_bits(STREAM_RESAMPLE + (uint32_t)k * 256 + 128 + u);
       }
+      ok = ok && stepper_run(&st, t, &sv, err);
+      if (!again) break;
     }
     if (!ok) break;
-    if (denoise && p->mask && last)
+    bool preview = p->progress && p->preview_every > 0 &&
+                   ((k + 1) % p->preview_every == 0 || last);
+    if (preview || p->trajectory || (last && denoise && p->mask))
+      ok = graph_download(st.g, st.x, x, err);
+    if (ok && last && denoise && p->mask) {
+      size_t hw = (size_t)pl.h * pl.w;
       for (size_t i = 0; i < n; i++) {
         float mk = p->mask[i % hw];
         x[i] = mk * x[i] + (1.0f - mk) * p->init[i];
       }
+      ok = graph_upload(st.g, st.x, x, err);
+    }
+    if (ok && preview) ok = graph_download(st.g, st.x0, tmp, err);
+    if (!ok) break;
     if (p->trajectory) memcpy(p->trajectory + (size_t)k * n, x, n * sizeof(float));
     if (p->progress) {
-      bool preview = p->preview_every > 0 && ((k + 1) % p->preview_every == 0 || last);
-      ddpm_progress pr = {k + 1, pl.n_run, t, preview ? x : NULL, preview ? x0 : NULL};
+      ddpm_progress pr = {k + 1, pl.n_run, t, preview ? x : NULL, preview ? tmp : NULL};
       if (!p->progress(&pr, p->user)) {
         g_set_error(err, DDPM_ERROR, DDPM_ERROR_CANCELLED,
                     "cancelled after %d of %d steps", k + 1, pl.n_run);
@@ -318,8 +377,10 @@ bool ddpm_sample(ddpm_model *m, const ddpm_sample_params *p, float *out,
       }
     }
   }
-  if (ok) memcpy(out, x, n * sizeof(float));
-  g_free(x); g_free(eps); g_free(x0); g_free(next); g_free(noise); g_free(tb);
+  ok = ok && graph_download(st.g, st.x, out, err);
+  stepper_free(&st);
+  g_free(x);
+  g_free(tmp);
   g_free(pl.ts);
   return ok;
 }

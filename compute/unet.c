@@ -162,6 +162,14 @@ bool unet_check_size(const ddpm_unet_config *cfg, int h, int w, GError **err) {
 
 void unet_build(graph *g, wstore *ws, wmap *src, const ddpm_unet_config *cfg,
                 int n, int h, int w, bool probes, unet_io *io) {
+  gtensor x = graph_input(g, n, cfg->in_channels, h, w);
+  unet_build_on(g, ws, src, cfg, x, probes, io);
+  graph_output(g, io->eps, "eps");
+}
+
+void unet_build_on(graph *g, wstore *ws, wmap *src, const ddpm_unet_config *cfg,
+                   gtensor x_in, bool probes, unet_io *io) {
+  int n = x_in.n;
   builder bd = {.g = g, .ws = ws, .src = src, .cfg = cfg};
   builder *b = &bd;
   if (probes) {
@@ -172,7 +180,7 @@ void unet_build(graph *g, wstore *ws, wmap *src, const ddpm_unet_config *cfg,
   const int levels = cfg->n_levels, groups = cfg->norm_num_groups;
   const int temb_dim = 4 * ch[0];
 
-  io->x = graph_input(g, n, cfg->in_channels, h, w);
+  io->x = x_in;
   io->t = graph_input(g, n, 1, 1, 1);
 
   /* Time embedding: Timesteps (sinusoids) -> linear_1 -> SiLU -> linear_2.
@@ -281,6 +289,5 @@ void unet_build(graph *g, wstore *ws, wmap *src, const ddpm_unet_config *cfg,
   x = conv(b, x, cfg->out_channels, &conv3x3, "conv_out");
   probe(b, x, "conv_out");
   io->eps = x;
-  graph_output(g, x, "eps");
   io->probes = b->probes;
 }

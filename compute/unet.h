@@ -26,6 +26,11 @@ typedef struct {
 void unet_build(graph *g, wstore *ws, wmap *src, const ddpm_unet_config *cfg,
                 int n, int h, int w, bool probes, unet_io *io);
 
+/* The same on a given input tensor x (e.g. a resident one); eps is not
+ * marked as an output. */
+void unet_build_on(graph *g, wstore *ws, wmap *src, const ddpm_unet_config *cfg,
+                   gtensor x, bool probes, unet_io *io);
+
 /* Checks that h and w suit the config; errors name the size. */
 bool unet_check_size(const ddpm_unet_config *cfg, int h, int w, GError **err);
 

@@ -258,6 +258,25 @@ static void test_affine(void) {
   harness_free(&h);
 }
 
+/* The device generator (shaders/philox.glsl) against ddpm_noise: the same
+ * Philox bits, so values agree to float rounding of log/sincos.  The seed
+ * straddles 2^32 so the per-item seed + b carries into the high word. */
+static void test_noise(void) {
+  harness h = harness_new();
+  const uint64_t seed = 0xFFFFFFFEull;
+  const uint32_t stream = 0x40000105u;
+  gtensor shape = {.n = 3, .c = 3, .h = 17, .w = 19};
+  gtensor y = op_noise(h.g, shape, seed, stream);
+  const float *got = harness_run(&h, y, NULL, NULL, 0);
+  size_t item = 3 * 17 * 19, cnt = 3 * item;
+  float *want = g_new(float, cnt);
+  for (size_t i = 0; i < cnt; i++)
+    want[i] = ddpm_noise(seed + i / item, stream, i % item);
+  check_close("noise", got, want, cnt, 2e-6);
+  g_free(want);
+  harness_free(&h);
+}
+
 /* Many tensors with overlapping lifetimes: the arena plan must not let two
  * live tensors share memory (a chain of adds checks every value). */
 static void test_arena_reuse(void) {
@@ -293,6 +312,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/ops/attention", test_attention);
   g_test_add_func("/ops/upsample_concat", test_upsample_concat);
   g_test_add_func("/ops/affine", test_affine);
+  g_test_add_func("/ops/noise", test_noise);
   g_test_add_func("/ops/arena_reuse", test_arena_reuse);
   int rc = g_test_run();
   unsigned msgs = ddpm_context_validation_messages(ctx);

@@ -42,4 +42,21 @@ gtensor op_concat(graph *g, gtensor a, gtensor b);
 /* y = x * scale + shift, elementwise. */
 gtensor op_affine(graph *g, gtensor x, float scale, float shift);
 
+/* Standard normal noise of the library's generator (shaders/philox.glsl),
+ * item b of the batch seeded with seed + b. */
+gtensor op_noise(graph *g, gtensor shape, uint64_t seed, uint32_t stream);
+
+/* Static settings of the reverse-step kernel (shaders/sample_step.comp). */
+typedef struct {
+  uint64_t seed;
+  uint32_t ddim, prediction, clip, masked; /* prediction: 0 eps, 1 sample, 2 v */
+  float clip_range;
+} sample_step_params;
+
+/* In place on x: one reverse step with per-run parameters in `params`
+ * (16 floats, see the shader); writes the x0 prediction to x0. */
+void op_sample_step(graph *g, gtensor x, gtensor eps, gtensor params,
+                    gtensor init, gtensor mask, gtensor z_step, gtensor z_known,
+                    gtensor x0, const sample_step_params *sp);
+
 #endif
