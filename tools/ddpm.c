@@ -3,9 +3,9 @@
  *   ddpm devices
  *   ddpm info MODEL_DIR
  *   ddpm eps MODEL_DIR --in IN.safetensors --out OUT.safetensors
- *   ddpm generate MODEL_DIR [-n N] [--steps S] [--sampler ddpm|ddim] ... -o OUT.png
- *   ddpm sdedit MODEL_DIR IN.png [--mask M.png] [--strength S | --t0 T] ...
- *   ddpm denoise MODEL_DIR IN.png [--sigma S] ...
+ *   ddpm generate [MODEL] [-n N] [--steps S] [--sampler ddpm|ddim] ... -o OUT.png
+ *   ddpm sdedit [MODEL] IN.png [--mask M.png] [--strength S | --t0 T] ...
+ *   ddpm denoise [MODEL] IN.png [--sigma S] ...
  *
  * Everything goes through include/ddpm/ddpm.h; the safetensors reader and
  * writer (a file-format utility of the library) serve `eps`. */
@@ -19,7 +19,6 @@
 #include "ddpm/ddpm.h"
 #include "model/safetensors.h"
 #include "png_io.h"
-#include "resize.h"
 
 static const char *device_opt;
 
@@ -37,16 +36,20 @@ static int usage(void) {
           "  eps MODEL_DIR --in IN.safetensors --out OUT.safetensors\n"
           "                                  one U-Net evaluation: IN holds x (F32\n"
           "                                  [B,C,H,W]) and t (I64 [B]); OUT gets eps\n"
-          "  generate MODEL_DIR [-n N] [--steps S] [--sampler ddpm|ddim]\n"
+          "  models                          list the default model and the\n"
+          "                                  Hugging Face cache's UNet2DModels\n"
+          "  generate [MODEL] [-n N] [--steps S] [--sampler ddpm|ddim]\n"
           "           [--eta E] [--seed K] -o OUT.png\n"
           "                                  sample N images from noise into a grid\n"
-          "  sdedit MODEL_DIR IN.png [--mask M.png] [--strength S | --t0 T]\n"
+          "  sdedit [MODEL] IN.png [--mask M.png] [--strength S | --t0 T]\n"
           "           [--harmonize R] -o OUT.png\n"
           "                                  re-imagine an image (or its masked part)\n"
-          "  denoise MODEL_DIR IN.png [--sigma S] -o OUT.png\n"
+          "  denoise [MODEL] IN.png [--sigma S] -o OUT.png\n"
           "                                  remove Gaussian noise (sigma estimated)\n"
           "  sampling commands also take --noise N.safetensors, --trajectory\n"
           "  T.safetensors, --previews DIR --every K; see COMMAND --help\n"
+          "MODEL: a diffusers folder, an org/name in the Hugging Face cache, or\n"
+          "  nothing for the installed default model\n"
           "--device D: index or name substring (also DDPM_DEVICE)\n");
   return 2;
 }
@@ -70,6 +73,17 @@ static int cmd_devices(void) {
            d[i].fp16_storage ? ", fp16 storage" : "");
   if (n == 0) printf("no Vulkan devices\n");
   g_free(d);
+  return 0;
+}
+
+static int cmd_models(void) {
+  const char *def = ddpm_default_model_dir();
+  printf("default: %s%s\n", def,
+         g_file_test(def, G_FILE_TEST_IS_DIR) ? "" : " (not installed)");
+  size_t n = 0;
+  ddpm_model_entry *e = ddpm_find_models(&n);
+  for (size_t i = 0; i < n; i++) printf("%s: %s\n", e[i].name, e[i].path);
+  ddpm_model_entries_free(e, n);
   return 0;
 }
 
@@ -264,25 +278,16 @@ typedef enum { MODE_GENERATE, MODE_SDEDIT, MODE_DENOISE } run_mode;
 
 /* Image in [-1, 1], planar, converted to the model's channel count. */
 static float *to_model_channels(const png_image_f *img, int c) {
-  size_t hw = (size_t)img->h * img->w;
-  float *out = g_new(float, hw * c);
-  for (size_t i = 0; i < hw; i++)
-    for (int k = 0; k < c; k++) {
-      float v;
-      if (img->c == c) v = img->data[k * hw + i];
-      else if (img->c == 1) v = img->data[i];
-      else /* RGB to grey: Rec. 601 luma */
-        v = 0.299f * img->data[i] + 0.587f * img->data[hw + i] + 0.114f * img->data[2 * hw + i];
-      out[k * hw + i] = v;
-    }
+  float *out = g_new(float, (size_t)img->h * img->w * c);
+  ddpm_convert_channels(img->data, img->c, out, c, (size_t)img->h * img->w);
   return out;
 }
 
 static int cmd_sample(run_mode mode, int argc, char **argv) {
   sample_opts o = {.n = 1, .steps = -1, .seed = -1, .t0 = -1, .resample = 1};
-  const char *what = mode == MODE_GENERATE ? "MODEL_DIR - sample images from noise"
-                   : mode == MODE_SDEDIT ? "MODEL_DIR [IN.png] - re-imagine an image (SDEdit)"
-                                         : "MODEL_DIR IN.png - denoise an image";
+  const char *what = mode == MODE_GENERATE ? "[MODEL] - sample images from noise"
+                   : mode == MODE_SDEDIT ? "[MODEL] [IN.png] - re-imagine an image (SDEdit)"
+                                         : "[MODEL] IN.png - denoise an image";
   GOptionContext *oc = g_option_context_new(what);
   g_option_context_add_main_entries(oc, sample_entries(&o, mode != MODE_GENERATE), NULL);
   GError *err = NULL;
@@ -293,10 +298,18 @@ static int cmd_sample(run_mode mode, int argc, char **argv) {
   png_image_f in = {0}, maskimg = {0};
   float *init = NULL, *mask = NULL, *res = NULL, *traj = NULL;
   float *n_start = NULL, *n_steps = NULL, *n_known = NULL;
+  char *model_dir = NULL;
   ddpm_sample_params p = ddpm_sample_default_params();
   if (!g_option_context_parse(oc, &argc, &argv, &err)) goto out;
-  bool have_png = argc == 3;
-  if (argc < 2 || argc > 3 || (mode == MODE_GENERATE && have_png) ||
+  /* MODEL is optional (the installed default); a lone argument of sdedit
+   * or denoise that is a file is the picture. */
+  const char *model_spec = NULL, *png_path = NULL;
+  if (argc == 3) model_spec = argv[1], png_path = argv[2];
+  else if (argc == 2 && mode != MODE_GENERATE &&
+           g_file_test(argv[1], G_FILE_TEST_IS_REGULAR)) png_path = argv[1];
+  else if (argc == 2) model_spec = argv[1];
+  bool have_png = png_path != NULL;
+  if (argc > 3 || (mode == MODE_GENERATE && have_png) ||
       (mode == MODE_DENOISE && !have_png)) {
     g_set_error(&err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
                 "wrong arguments; see ddpm %s --help", argv[0]);
@@ -318,7 +331,8 @@ static int cmd_sample(run_mode mode, int argc, char **argv) {
   p.seed = o.seed >= 0 ? (uint64_t)o.seed : g_random_int();
   p.resample = o.resample;
   if (o.noise && !(nf = st_open(o.noise, &err))) goto out;
-  if (!(ctx = open_context(&err)) || !(m = ddpm_model_load(ctx, argv[1], &err)))
+  if (!(model_dir = ddpm_resolve_model(model_spec, &err)) ||
+      !(ctx = open_context(&err)) || !(m = ddpm_model_load(ctx, model_dir, &err)))
     goto out;
   ddpm_model_info info;
   ddpm_model_get_info(m, &info);
@@ -328,10 +342,10 @@ static int cmd_sample(run_mode mode, int argc, char **argv) {
   /* The input: a PNG, or (with --noise) the file's sdedit.x0_in. */
   if (mode != MODE_GENERATE) {
     if (have_png) {
-      if (!png_read_float(argv[2], &in, &err)) goto out;
+      if (!png_read_float(png_path, &in, &err)) goto out;
       float *planes = to_model_channels(&in, c);
       init = g_new(float, item);
-      resize_planar(planes, c, in.h, in.w, init, size, size);
+      ddpm_resize(planes, c, in.h, in.w, init, size, size);
       g_free(planes);
       p.batch = 1;
     } else {
@@ -363,7 +377,7 @@ static int cmd_sample(run_mode mode, int argc, char **argv) {
       for (size_t i = 0; i < (size_t)in.w * in.h; i++)
         maskimg.data[i] = (maskimg.data[i] + 1) / 2; /* [0, 1] */
       mask = g_new(float, (size_t)size * size);
-      resize_planar(maskimg.data, 1, in.h, in.w, mask, size, size);
+      ddpm_resize(maskimg.data, 1, in.h, in.w, mask, size, size);
     } else if (!have_png && st_find(nf, "sdedit.mask")) {
       if (!(mask = noise_tensor(nf, "sdedit.mask", (size_t)size * size, true, &err)))
         goto out;
@@ -458,7 +472,7 @@ static int cmd_sample(run_mode mode, int argc, char **argv) {
     png_image_f outimg = in;
     size_t hw = (size_t)in.w * in.h;
     float *big = g_new(float, (size_t)c * hw);
-    resize_planar(res, c, size, size, big, in.h, in.w);
+    ddpm_resize(res, c, size, size, big, in.h, in.w);
     outimg.data = g_new(float, (size_t)in.c * hw);
     for (size_t i = 0; i < hw; i++)
       for (int k = 0; k < in.c; k++) {
@@ -484,6 +498,7 @@ static int cmd_sample(run_mode mode, int argc, char **argv) {
 out:
   if (rc) fail(err);
   else g_clear_error(&err);
+  g_free(model_dir);
   g_free(init); g_free(mask); g_free(res); g_free(traj);
   g_free(n_start); g_free(n_steps); g_free(n_known);
   png_image_clear(&in);
@@ -513,6 +528,7 @@ int main(int argc, char **argv) {
   if (i >= argc) return usage();
   const char *cmd = argv[i++];
   if (!strcmp(cmd, "devices")) return cmd_devices();
+  if (!strcmp(cmd, "models")) return cmd_models();
   if (!strcmp(cmd, "generate")) return cmd_sample(MODE_GENERATE, argc - i + 1, argv + i - 1);
   if (!strcmp(cmd, "sdedit")) return cmd_sample(MODE_SDEDIT, argc - i + 1, argv + i - 1);
   if (!strcmp(cmd, "denoise")) return cmd_sample(MODE_DENOISE, argc - i + 1, argv + i - 1);

@@ -219,6 +219,45 @@ int ddpm_denoise_start_timestep(ddpm_model *model, int steps, float sigma);
  * (Philox4x32-10 + Box-Muller): value `index` of stream `stream` for `seed`. */
 float ddpm_noise(uint64_t seed, uint32_t stream, uint64_t index);
 
+/* ---- images ------------------------------------------------------------- */
+
+/* Resamples planar float images src [c, sh, sw] into dst [c, dh, dw]: area
+ * averaging when shrinking (each output pixel is the mean of the input it
+ * covers), bilinear interpolation at pixel centres when enlarging. */
+void ddpm_resize(const float *src, int c, int sh, int sw, float *dst, int dh,
+                 int dw);
+
+/* Converts planar src [sc, hw] into dst [dc, hw]: grey is replicated into
+ * every channel, RGB becomes grey by Rec. 601 luma. */
+void ddpm_convert_channels(const float *src, int sc, float *dst, int dc,
+                           size_t hw);
+
+/* ---- finding models -------------------------------------------------------- */
+
+typedef struct {
+  char *name; /* "org/name" of a Hugging Face cache entry, or "default" */
+  char *path; /* the folder for ddpm_model_load */
+} ddpm_model_entry;
+
+/* The model installed with the library: $DDPM_DEFAULT_MODEL when set, else
+ * <datadir>/gimp-ddpm/models/default.  The folder may be missing. */
+const char *ddpm_default_model_dir(void);
+
+/* Diffusers UNet2DModel folders in the Hugging Face cache ($HF_HUB_CACHE,
+ * else $HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub, else
+ * ~/.cache/huggingface/hub): for each models--ORG--NAME, the snapshot that
+ * refs/main names (else the newest) whose config.json, or unet/config.json,
+ * has "_class_name": "UNet2DModel".  Sorted by name; *n receives the count.
+ * Free with ddpm_model_entries_free. */
+ddpm_model_entry *ddpm_find_models(size_t *n);
+void ddpm_model_entries_free(ddpm_model_entry *entries, size_t n);
+
+/* Turns what a user typed into a model folder: NULL, "" or "default" is the
+ * installed model; an existing folder is itself; "org/name" is looked up in
+ * the Hugging Face cache.  Returns a new string, or NULL with an error
+ * saying what was tried. */
+char *ddpm_resolve_model(const char *spec, GError **err);
+
 G_END_DECLS
 
 #endif /* DDPM_DDPM_H */

@@ -1,9 +1,9 @@
+/* Image helpers shared by the CLI and the plug-in: resampling between a
+ * picture's size and the model's, and channel count conversion. */
 #include <math.h>
 #include <stdlib.h>
 
-#include <glib.h>
-
-#include "resize.h"
+#include "ddpm/ddpm.h"
 
 /* Weights of one output coordinate over the input axis (separable). */
 typedef struct {
@@ -43,8 +43,8 @@ static void free_taps(taps *t, int n) {
   g_free(t);
 }
 
-void resize_planar(const float *src, int c, int sh, int sw, float *dst, int dh,
-                   int dw) {
+void ddpm_resize(const float *src, int c, int sh, int sw, float *dst, int dh,
+                 int dw) {
   taps *tx = axis_taps(sw, dw), *ty = axis_taps(sh, dh);
   float *tmp = g_new(float, (size_t)sh * dw); /* horizontal pass, one channel */
   for (int k = 0; k < c; k++) {
@@ -68,4 +68,18 @@ void resize_planar(const float *src, int c, int sh, int sw, float *dst, int dh,
   g_free(tmp);
   free_taps(tx, dw);
   free_taps(ty, dh);
+}
+
+void ddpm_convert_channels(const float *src, int sc, float *dst, int dc,
+                           size_t hw) {
+  for (size_t i = 0; i < hw; i++)
+    for (int k = 0; k < dc; k++) {
+      float v;
+      if (sc == dc) v = src[k * hw + i];
+      else if (sc == 1) v = src[i];
+      else if (dc == 1) /* RGB to grey: Rec. 601 luma */
+        v = 0.299f * src[i] + 0.587f * src[hw + i] + 0.114f * src[2 * hw + i];
+      else v = src[MIN(k, sc - 1) * hw + i];
+      dst[k * hw + i] = v;
+    }
 }
