@@ -1,0 +1,300 @@
+# The plug-in inside a real GIMP 3, through the PDB (run by run-tests.sh in
+# gimp-console-3.0's python-fu-eval batch interpreter).  Every check prints
+# PASS or FAIL; the summary goes to $DDPM_GIMP_RESULT, because GIMP's exit
+# status does not tell whether a batch script failed.
+import os
+import sys
+import time
+import traceback
+
+import gi
+gi.require_version('Gimp', '3.0')
+gi.require_version('Gegl', '0.4')
+from gi.repository import Gimp, Gegl  # noqa: E402
+
+pdb = Gimp.get_pdb()
+results = []
+timings = []
+
+
+def check(name, cond, why=''):
+    results.append((name, bool(cond)))
+    print(('PASS ' if cond else 'FAIL ') + name + ('' if cond else ': ' + why), flush=True)
+
+
+def run(proc_name, image=None, drawables=None, **props):
+    proc = pdb.lookup_procedure(proc_name)
+    cfg = proc.create_config()
+    cfg.set_property('run-mode', Gimp.RunMode.NONINTERACTIVE)
+    if image is not None:
+        cfg.set_property('image', image)
+    if drawables is not None:
+        cfg.set_core_object_array('drawables', drawables)
+    for k, v in props.items():
+        cfg.set_property(k.replace('_', '-'), v)
+    t0 = time.time()
+    res = proc.run(cfg)
+    timings.append((proc_name, time.time() - t0))
+    return res
+
+
+def rgba_image(w, h, precision=Gimp.Precision.U8_NON_LINEAR, gray=False, alpha=True):
+    base = Gimp.ImageBaseType.GRAY if gray else Gimp.ImageBaseType.RGB
+    img = Gimp.Image.new_with_precision(w, h, base, precision)
+    if gray:
+        kind = Gimp.ImageType.GRAYA_IMAGE if alpha else Gimp.ImageType.GRAY_IMAGE
+    else:
+        kind = Gimp.ImageType.RGBA_IMAGE if alpha else Gimp.ImageType.RGB_IMAGE
+    layer = Gimp.Layer.new(img, 'base', w, h, kind, 100, Gimp.LayerMode.NORMAL)
+    img.insert_layer(layer, None, 0)
+    fill_pattern(layer)
+    return img, layer
+
+
+def fmt(layer):
+    if layer.is_gray():
+        return "Y'A u8" if layer.has_alpha() else "Y' u8"
+    return "R'G'B'A u8" if layer.has_alpha() else "R'G'B' u8"
+
+
+def fill_pattern(layer, noise=0):
+    """A smooth colour pattern (plus Gaussian noise), alpha varying."""
+    import random
+    rnd = random.Random(7)
+    w, h = layer.get_width(), layer.get_height()
+    ch = (1 if layer.is_gray() else 3) + (1 if layer.has_alpha() else 0)
+    data = bytearray()
+    for y in range(h):
+        for x in range(w):
+            px = [(x * 255) // max(1, w - 1), (y * 255) // max(1, h - 1), ((x + y) * 3) % 256]
+            if noise:
+                px = [min(255, max(0, int(v + rnd.gauss(0, noise)))) for v in px]
+            px = px[:1] if layer.is_gray() else px
+            if layer.has_alpha():
+                px.append(128 + (x * 7 + y * 3) % 128)
+            data.extend(px[:ch])
+    buf = layer.get_buffer()
+    buf.set(Gegl.Rectangle.new(0, 0, w, h), fmt(layer), bytes(data))
+    buf.flush()
+    layer.update(0, 0, w, h)
+
+
+def pixels(layer):
+    w, h = layer.get_width(), layer.get_height()
+    buf = layer.get_buffer()
+    return bytes(buf.get(Gegl.Rectangle.new(0, 0, w, h), 1.0, fmt(layer),
+                         Gegl.AbyssPolicy.NONE))
+
+
+def selection_mask(image, layer):
+    """Selection coverage (0..255) over the layer's pixels."""
+    ox, oy = layer.get_offsets()[1:]
+    w, h = layer.get_width(), layer.get_height()
+    sel = image.get_selection()
+    if Gimp.Selection.is_empty(image):
+        return bytes([255]) * (w * h)
+    buf = sel.get_buffer()
+    return bytes(buf.get(Gegl.Rectangle.new(ox, oy, w, h), 1.0, 'Y u8',
+                         Gegl.AbyssPolicy.NONE))
+
+
+def compare(name, image, layer, before, after):
+    """Outside the selection bit-identical, inside changed, alpha kept."""
+    mask = selection_mask(image, layer)
+    ch = len(before) // len(mask)
+    colour = ch - (1 if layer.has_alpha() else 0)
+    outside_same = all(before[i * ch:(i + 1) * ch] == after[i * ch:(i + 1) * ch]
+                       for i, m in enumerate(mask) if m == 0)
+    inside = [i for i, m in enumerate(mask) if m == 255]
+    changed = sum(1 for i in inside if before[i * ch:i * ch + colour] != after[i * ch:i * ch + colour])
+    alpha_same = (not layer.has_alpha() or
+                  all(before[i * ch + colour] == after[i * ch + colour] for i in range(len(mask))))
+    check(name + ': pixels outside the selection unchanged', outside_same)
+    check(name + ': pixels inside the selection changed', changed > len(inside) // 2,
+          '%d of %d changed' % (changed, len(inside)))
+    check(name + ': alpha kept', alpha_same)
+
+
+def ok(res):
+    return res.index(0) == Gimp.PDBStatusType.SUCCESS
+
+
+def test_arguments():
+    want = {
+        'plug-in-ddpm-generate': ['model', 'device', 'sampler', 'steps', 'eta', 'seed',
+                                  'random-seed', 'preview-every', 'preview-kind', 'count',
+                                  'new-image'],
+        'plug-in-ddpm-reimagine': ['model', 'device', 'sampler', 'steps', 'eta', 'seed',
+                                   'random-seed', 'preview-every', 'preview-kind', 'strength',
+                                   'harmonize', 'context-margin'],
+        'plug-in-ddpm-denoise': ['model', 'device', 'sampler', 'steps', 'eta', 'seed',
+                                 'random-seed', 'preview-every', 'preview-kind', 'sigma',
+                                 'context-margin'],
+    }
+    for name, args in want.items():
+        proc = pdb.lookup_procedure(name)
+        check(name + ' registered', proc is not None)
+        if proc:
+            have = [a.name for a in proc.get_arguments()]
+            check(name + ' arguments', all(a in have for a in args), 'have %s' % have)
+            menus = proc.get_menu_paths()
+            check(name + ' menu', any('Diffusion (DDPM)' in m for m in menus), str(menus))
+
+
+def test_generate_new_image():
+    res = run('plug-in-ddpm-generate', count=2, steps=5, seed=1234, random_seed=False,
+              new_image=True)
+    check('generate new image: success', ok(res), str(res.index(0)))
+    if not ok(res):
+        return
+    img = res.index(1)
+    names = [l.get_name() for l in img.get_layers()]
+    check('generate new image: layer names', names == [
+        'DDPM sample 2 (seed 1235, ddim 5)', 'DDPM sample 1 (seed 1234, ddim 5)'], str(names))
+    layer = img.get_layers()[0]
+    px = pixels(layer)
+    check('generate new image: not constant', len(set(px)) > 16, '%d values' % len(set(px)))
+    par = layer.get_parasite('ddpm-params')
+    text = bytes(par.get_data()).decode() if par else ''
+    check('generate new image: parasite records the seed', 'seed=1235' in text, text)
+    # The same seed makes the same picture: sample 1 of a new run with seed 1235.
+    res2 = run('plug-in-ddpm-generate', count=1, steps=5, seed=1235, random_seed=False,
+               new_image=True)
+    same = ok(res2) and pixels(res2.index(1).get_layers()[0]) == px
+    check('generate: a recorded seed reproduces its sample alone', same)
+
+
+def test_generate_on_image_with_previews():
+    img, base = rgba_image(40, 24)
+    before = pixels(base)
+    res = run('plug-in-ddpm-generate', image=img, drawables=[base], count=1, steps=4,
+              seed=7, random_seed=False, preview_every=2, preview_kind='both')
+    check('generate on image: success', ok(res), str(res.index(0)))
+    if not ok(res):
+        return
+    layers = img.get_layers()
+    names = [l.get_name() for l in layers]
+    check('generate on image: sample layer on top', names[0] == 'DDPM sample 1 (seed 7, ddim 4)',
+          str(names))
+    check('generate on image: sized to the image',
+          (layers[0].get_width(), layers[0].get_height()) == (40, 24))
+    group = [l for l in layers if l.get_name() == 'DDPM generate seed 7 previews']
+    check('generate on image: previews group', len(group) == 1, str(names))
+    if group:
+        g = group[0]
+        kids = [c.get_name() for c in g.get_children()]
+        check('generate on image: previews hidden', not g.get_visible() and
+              all(not c.get_visible() for c in g.get_children()))
+        check('generate on image: previews x0 and x_t at two steps',
+              sorted(kids) == sorted(['t=%d %s' % (t, k) for t in (500, 0)
+                                      for k in ('x0', 'x_t')]), str(kids))
+    check('generate on image: base layer untouched', pixels(base) == before)
+    check('generate on image: sample visible', layers[0].get_visible())
+
+
+def test_reimagine_rect():
+    img, layer = rgba_image(48, 40)
+    img.select_rectangle(Gimp.ChannelOps.REPLACE, 16, 12, 16, 14)
+    before = pixels(layer)
+    n_layers = len(img.get_layers())
+    res = run('plug-in-ddpm-reimagine', image=img, drawables=[layer], steps=10, strength=0.6,
+              seed=3, random_seed=False)
+    check('reimagine rectangle: success', ok(res), str(res.index(0)))
+    compare('reimagine rectangle', img, layer, before, pixels(layer))
+    check('reimagine rectangle: no layer added', len(img.get_layers()) == n_layers)
+
+
+def test_reimagine_feathered():
+    img, layer = rgba_image(48, 40)
+    img.select_ellipse(Gimp.ChannelOps.REPLACE, 10, 8, 28, 24)
+    Gimp.Selection.feather(img, 6)
+    before = pixels(layer)
+    res = run('plug-in-ddpm-reimagine', image=img, drawables=[layer], steps=10, strength=0.8,
+              harmonize=2, seed=5, random_seed=False, preview_every=3, preview_kind='x0')
+    check('reimagine feathered: success', ok(res), str(res.index(0)))
+    compare('reimagine feathered', img, layer, before, pixels(layer))
+    groups = [l for l in img.get_layers() if l.get_name() == 'DDPM re-imagine seed 5 previews']
+    check('reimagine feathered: previews group', len(groups) == 1 and
+          all(c.get_name().endswith(' x0') for c in groups[0].get_children()))
+
+
+def test_reimagine_gray16_offset():
+    img = Gimp.Image.new_with_precision(50, 30, Gimp.ImageBaseType.GRAY,
+                                        Gimp.Precision.U16_NON_LINEAR)
+    layer = Gimp.Layer.new(img, 'grey', 30, 20, Gimp.ImageType.GRAY_IMAGE, 100,
+                           Gimp.LayerMode.NORMAL)
+    img.insert_layer(layer, None, 0)
+    layer.set_offsets(25, 15)  # partly outside the image
+    fill_pattern(layer)
+    img.select_rectangle(Gimp.ChannelOps.REPLACE, 20, 10, 20, 12)  # partly off the layer
+    before = pixels(layer)
+    res = run('plug-in-ddpm-reimagine', image=img, drawables=[layer], steps=8, strength=0.7,
+              seed=9, random_seed=False)
+    check('reimagine grey 16-bit offset layer: success', ok(res), str(res.index(0)))
+    compare('reimagine grey 16-bit offset layer', img, layer, before, pixels(layer))
+    Gimp.Selection.none(img)
+    before = pixels(layer)
+    res = run('plug-in-ddpm-reimagine', image=img, drawables=[layer], steps=8, strength=0.5,
+              seed=9, random_seed=False)
+    check('reimagine without selection: success', ok(res))
+    compare('reimagine without selection (whole layer)', img, layer, before, pixels(layer))
+
+
+def test_denoise():
+    img, layer = rgba_image(32, 32, alpha=False)
+    fill_pattern(layer, noise=25)
+    img.select_rectangle(Gimp.ChannelOps.REPLACE, 4, 4, 24, 20)
+    before = pixels(layer)
+    res = run('plug-in-ddpm-denoise', image=img, drawables=[layer], steps=20, seed=2,
+              random_seed=False)
+    check('denoise: success', ok(res), str(res.index(0)))
+    if ok(res):
+        sigma = res.index(1)
+        print('denoise: estimated sigma %.2f (true 25, plus the pattern)' % sigma, flush=True)
+        check('denoise: estimated sigma plausible', 10 < sigma < 60, str(sigma))
+    compare('denoise', img, layer, before, pixels(layer))
+
+
+def test_bad_model():
+    img, layer = rgba_image(24, 24)
+    before = pixels(layer)
+    res = run('plug-in-ddpm-reimagine', image=img, drawables=[layer], steps=5,
+              model='/nonexistent/model', random_seed=False)
+    check('bad model: fails', res.index(0) == Gimp.PDBStatusType.EXECUTION_ERROR,
+          str(res.index(0)))
+    err = res.index(1) if res.length() > 1 else ''
+    print('bad model error: %s' % err, flush=True)
+    check('bad model: image unchanged', pixels(layer) == before and len(img.get_layers()) == 1)
+    res = run('plug-in-ddpm-generate', image=img, drawables=[layer], steps=5,
+              model='/nonexistent/model')
+    check('bad model: generate fails, no layer added',
+          not ok(res) and len(img.get_layers()) == 1)
+
+
+def test_indexed():
+    img, layer = rgba_image(24, 24, alpha=False)
+    img.convert_indexed(Gimp.ConvertDitherType.NONE, Gimp.ConvertPaletteType.GENERATE,
+                        16, False, False, '')
+    res = run('plug-in-ddpm-reimagine', image=img, drawables=[layer], steps=5)
+    check('indexed: refused with an error', not ok(res), str(res.index(0)))
+    check('indexed: no layer added', len(img.get_layers()) == 1)
+
+
+def main():
+    for t in (test_arguments, test_generate_new_image, test_generate_on_image_with_previews,
+              test_reimagine_rect, test_reimagine_feathered, test_reimagine_gray16_offset,
+              test_denoise, test_bad_model, test_indexed):
+        try:
+            t()
+        except Exception:
+            check(t.__name__, False, traceback.format_exc())
+    for name, secs in timings:
+        print('time %-24s %.1f s' % (name, secs), flush=True)
+    failed = [n for n, good in results if not good]
+    summary = 'PASS %d checks' % len(results) if not failed else 'FAIL ' + '; '.join(failed)
+    print(summary, flush=True)
+    with open(os.environ.get('DDPM_GIMP_RESULT', '/tmp/gimp-ddpm-result'), 'w') as f:
+        f.write(summary + '\n')
+
+
+main()
