@@ -115,6 +115,7 @@ gboolean dialog_run(GimpProcedure *procedure, GimpProcedureConfig *config,
     gtk_label_set_xalign(GTK_LABEL(l), 0.0f);
     gtk_box_pack_start(GTK_BOX(content), l, FALSE, FALSE, 0);
     gtk_box_reorder_child(GTK_BOX(content), l, 1);
+    gtk_widget_show(l);
   }
   gtk_widget_show_all(grid);
   gboolean run = gimp_procedure_dialog_run(pd);

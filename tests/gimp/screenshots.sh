@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Screenshots of the plug-in's three dialogs in a real GIMP 3 window under
+# Xvfb, in the trixie root of make-root.sh (run run-tests.sh first so the
+# plug-in is installed there).   screenshots.sh OUT_DIR
+set -euo pipefail
+out=$(mkdir -p "$1" && cd "$1" && pwd)
+root=${DDPM_GIMP_ROOT:-/var/cache/gimp-ddpm/trixie-root}
+cleanup() { umount "$root/proc" 2>/dev/null || true; }
+trap cleanup EXIT
+cleanup
+mount -t proc proc "$root/proc"
+cp "$(dirname "$0")/screenshot.py" "$root/tmp/screenshot.py"
+for proc in generate reimagine denoise; do
+  rm -rf "$root/tmp/shot-home" && mkdir -p "$root/tmp/shot-home"
+  # GIMP opens a test image and calls the procedure interactively (its
+  # dialog blocks); after a while the screenshot is taken and GIMP killed.
+  script="import gi
+gi.require_version('Gimp', '3.0')
+from gi.repository import Gimp
+img = Gimp.Image.new(256, 192, Gimp.ImageBaseType.RGB)
+layer = Gimp.Layer.new(img, 'photo', 256, 192, Gimp.ImageType.RGB_IMAGE, 100, Gimp.LayerMode.NORMAL)
+img.insert_layer(layer, None, 0)
+Gimp.Display.new(img)
+img.select_rectangle(Gimp.ChannelOps.REPLACE, 64, 48, 96, 80)
+proc = Gimp.get_pdb().lookup_procedure('plug-in-ddpm-$proc')
+cfg = proc.create_config()
+cfg.set_property('image', img)
+cfg.set_core_object_array('drawables', [layer])
+cfg.set_property('run-mode', Gimp.RunMode.INTERACTIVE)
+proc.run(cfg)"
+  chroot "$root" env -i HOME=/tmp/shot-home PATH=/usr/bin:/bin LANG=C.UTF-8 \
+    xvfb-run -a -s "-screen 0 1280x900x24" sh -c "
+      gimp-3.0 -n -d -f --batch-interpreter=python-fu-eval -b \"\$0\" >/dev/null 2>&1 &
+      sleep 45
+      python3 /tmp/screenshot.py /tmp/dialog-$proc.png
+      kill \$! 2>/dev/null; sleep 1; pkill -x gimp-3.0; pkill -x gimp-ddpm; true" "$script"
+  cp "$root/tmp/dialog-$proc.png" "$out/"
+done
