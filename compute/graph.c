@@ -24,10 +24,16 @@ struct graph {
   bool planned, compiled;
   vk_buffer arena, staging;
   vk_program program;
+  VkQueryPool prof_pool; /* DDPM_PROFILE: a timestamp after each node */
+  GHashTable *prof;      /* op name -> double[2]: milliseconds, dispatches */
 };
 
 #define TENSOR(g, i) (&g_array_index((g)->tensors, tensor_info, (i)))
 #define NODE(g, i) (&g_array_index((g)->nodes, gnode, (i)))
+
+static void profile_report(graph *g);
+
+ddpm_context *graph_context(const graph *g) { return g->ctx; }
 
 graph *graph_new(ddpm_context *ctx, wstore *weights) {
   graph *g = g_new0(graph, 1);
@@ -40,6 +46,7 @@ graph *graph_new(ddpm_context *ctx, wstore *weights) {
 
 void graph_free(graph *g) {
   if (!g) return;
+  profile_report(g);
   vk_program_destroy(g->ctx, &g->program);
   vk_buffer_destroy(g->ctx, &g->arena);
   vk_buffer_destroy(g->ctx, &g->staging);
@@ -183,6 +190,41 @@ uint64_t graph_device_bytes(const graph *g) {
   return g->arena_bytes + g->staging_bytes;
 }
 
+/* ---- profiling (DDPM_PROFILE=1): time per op kind, printed at graph_free -- */
+
+static void profile_collect(graph *g) {
+  guint n = g->nodes->len + 1;
+  uint64_t *ts = g_new(uint64_t, n);
+  if (vkGetQueryPoolResults(g->ctx->device, g->prof_pool, 0, n, n * sizeof(uint64_t),
+                            ts, sizeof(uint64_t), VK_QUERY_RESULT_64_BIT) == VK_SUCCESS) {
+    for (guint i = 0; i < g->nodes->len; i++) {
+      const char *op = NODE(g, i)->op;
+      double *acc = g_hash_table_lookup(g->prof, op);
+      if (!acc) g_hash_table_insert(g->prof, (gpointer)op, acc = g_new0(double, 2));
+      acc[0] += (ts[i + 1] - ts[i]) * g->ctx->limits.timestampPeriod * 1e-6;
+      acc[1] += 1;
+    }
+  }
+  g_free(ts);
+}
+
+static void profile_report(graph *g) {
+  if (!g->prof) return;
+  GHashTableIter it;
+  gpointer k, v;
+  double total = 0;
+  g_hash_table_iter_init(&it, g->prof);
+  while (g_hash_table_iter_next(&it, &k, &v)) total += ((double *)v)[0];
+  g_hash_table_iter_init(&it, g->prof);
+  while (g_hash_table_iter_next(&it, &k, &v)) {
+    double *a = v;
+    g_printerr("profile: %-16s %9.1f ms %5.1f%% %6.0f dispatches\n", (char *)k, a[0],
+               100 * a[0] / MAX(total, 1e-9), a[1]);
+  }
+  g_hash_table_destroy(g->prof);
+  vkDestroyQueryPool(g->ctx->device, g->prof_pool, NULL);
+}
+
 /* ---- recording ------------------------------------------------------------ */
 
 static vk_binding resolve(graph *g, gbind b) {
@@ -195,6 +237,10 @@ static bool record(graph *g, GError **err) {
   ddpm_context *ctx = g->ctx;
   vk_program *p = &g->program;
   if (!vk_program_begin(ctx, p, g->nodes->len, err)) return false;
+  if (g->prof_pool) {
+    vkCmdResetQueryPool(p->cb, g->prof_pool, 0, g->nodes->len + 1);
+    vkCmdWriteTimestamp(p->cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, g->prof_pool, 0);
+  }
   for (guint i = 0; i < g->tensors->len; i++) {
     tensor_info *t = TENSOR(g, i);
     if (t->input && t->count)
@@ -214,6 +260,8 @@ static bool record(graph *g, GError **err) {
     memcpy(d.groups, nd->groups, sizeof d.groups);
     if (!vk_program_dispatch(ctx, p, &d, err)) return false;
     vk_program_barrier(p);
+    if (g->prof_pool)
+      vkCmdWriteTimestamp(p->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, g->prof_pool, i + 1);
   }
   for (guint i = 0; i < g->tensors->len; i++) {
     tensor_info *t = TENSOR(g, i);
@@ -232,6 +280,16 @@ bool graph_compile(graph *g, GError **err) {
       !vk_buffer_create(ctx, g->arena_bytes, VK_MEM_DEVICE, &g->arena, err) ||
       !vk_buffer_create(ctx, g->staging_bytes, VK_MEM_HOST, &g->staging, err))
     return false;
+  if (g_getenv("DDPM_PROFILE") && ctx->limits.timestampComputeAndGraphics) {
+    VkQueryPoolCreateInfo qi = {
+      .sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
+      .queryType = VK_QUERY_TYPE_TIMESTAMP,
+      .queryCount = g->nodes->len + 1,
+    };
+    if (vkCreateQueryPool(ctx->device, &qi, NULL, &g->prof_pool) != VK_SUCCESS)
+      g->prof_pool = VK_NULL_HANDLE;
+    g->prof = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
+  }
   if (!record(g, err)) return false;
   g->compiled = true;
   return true;
@@ -246,7 +304,9 @@ float *graph_input_data(graph *g, gtensor t) {
 
 bool graph_run(graph *g, GError **err) {
   g_return_val_if_fail(g->compiled, false);
-  return vk_program_run(g->ctx, &g->program, err);
+  if (!vk_program_run(g->ctx, &g->program, err)) return false;
+  if (g->prof_pool) profile_collect(g);
+  return true;
 }
 
 const float *graph_output_data(graph *g, const char *name, gtensor *shape) {

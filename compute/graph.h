@@ -47,6 +47,7 @@ typedef struct graph graph;
 
 /* Weights come from `weights`, which must outlive the graph. */
 graph *graph_new(ddpm_context *ctx, wstore *weights);
+ddpm_context *graph_context(const graph *g);
 void graph_free(graph *g);
 
 /* A tensor written by the host before each run. */

@@ -113,13 +113,20 @@ static void conv_case(int n, int cin, int hh, int ww, int cout, int k,
   harness_free(&h);
 }
 
+/* Both kernels (tiled GEMM for GPUs, direct for CPUs) on every shape. */
 static void test_conv2d(void) {
-  conv_case(1, 3, 16, 16, 32, 3, 1, 1, 1, 1, 1, false, false, 0);
-  conv_case(2, 5, 7, 9, 13, 3, 1, 1, 1, 1, 1, true, true, 1.5f);
-  conv_case(3, 7, 9, 5, 6, 1, 1, 0, 0, 0, 0, false, true, 1.0f);
-  conv_case(2, 6, 10, 10, 6, 3, 2, 1, 1, 1, 1, false, false, 0);
-  conv_case(2, 6, 10, 12, 9, 3, 2, 0, 0, 1, 1, false, false, 0); /* diffusers pad 0 */
-  conv_case(1, 33, 5, 3, 65, 3, 1, 1, 1, 1, 1, true, false, 0);
+  const char *kernels[] = {"gemm", "direct"};
+  for (int v = 0; v < 2; v++) {
+    g_setenv("DDPM_CONV", kernels[v], TRUE);
+    conv_case(1, 3, 16, 16, 32, 3, 1, 1, 1, 1, 1, false, false, 0);
+    conv_case(2, 5, 7, 9, 13, 3, 1, 1, 1, 1, 1, true, true, 1.5f);
+    conv_case(3, 7, 9, 5, 6, 1, 1, 0, 0, 0, 0, false, true, 1.0f);
+    conv_case(2, 6, 10, 10, 6, 3, 2, 1, 1, 1, 1, false, false, 0);
+    conv_case(2, 6, 10, 12, 9, 3, 2, 0, 0, 1, 1, false, false, 0); /* diffusers pad 0 */
+    conv_case(1, 33, 5, 3, 65, 3, 1, 1, 1, 1, 1, true, false, 0);
+    conv_case(1, 4, 3, 3, 3, 1, 1, 0, 0, 0, 0, false, false, 0); /* < 4 pixels, channels */
+  }
+  g_unsetenv("DDPM_CONV");
 }
 
 static void groupnorm_case(int n, int c, int hh, int ww, int groups, bool silu) {
