@@ -2,8 +2,8 @@
 // 2-D convolution without shared memory, for CPU devices (lavapipe): there a
 // workgroup barrier switches between coroutines of every SIMD slice of the
 // group, which costs more than the reuse it buys, while the CPU's caches
-// already keep W and X close.  Each invocation computes 4 output channels x
-// 4 consecutive output pixels straight from global memory.  Same bindings,
+// already keep W and X close.  Each invocation computes 8 output channels x 4
+// consecutive output pixels straight from global memory.  Same bindings,
 // push constants and epilogue as conv2d.comp.
 #extension GL_GOOGLE_include_directive : require
 layout(local_size_x = 64) in;
@@ -25,17 +25,16 @@ layout(push_constant) uniform P {
 layout(constant_id = 0) const uint KS = 3;
 const uint KK = KS * KS;
 
+// Output channels per invocation: taken from the workgroup id so that the
+// weight reads are uniform (one scalar load for all SIMD lanes on llvmpipe).
+const uint CB = 8;
+
 void main() {
   uint hw_out = p.ho * p.wo;
   uint npix = p.n * hw_out;
-  uint npb = (npix + 3) / 4;
-  uint gid = (gl_WorkGroupID.z * gl_NumWorkGroups.x + gl_WorkGroupID.x) * 64 +
-             gl_LocalInvocationID.x;
-  // Neighbouring invocations take neighbouring pixels of the same channels,
-  // so their weight reads are the same addresses.
-  uint pb = gid % npb, cb = gid / npb;
-  uint co0 = cb * 4;
-  if (co0 >= p.cout) return;
+  uint pb = (gl_WorkGroupID.z * gl_NumWorkGroups.x + gl_WorkGroupID.x) * 64 +
+            gl_LocalInvocationID.x;
+  uint co0 = gl_WorkGroupID.y * CB;
   uint ktot = p.cin * KK;
   uint hwin = p.h * p.w;
 
@@ -51,11 +50,9 @@ void main() {
     ix0[j] = int((q % p.wo) * p.stride) - p.pad_l;
     xb[j] = nb * p.cin * hwin;
   }
-  // Rows of W for the 4 channels (clamped: extra channels are not stored).
-  uvec4 wr = uvec4(min(co0, p.cout - 1), min(co0 + 1, p.cout - 1),
-                   min(co0 + 2, p.cout - 1), min(co0 + 3, p.cout - 1)) * ktot;
 
-  vec4 acc0 = vec4(0.0), acc1 = vec4(0.0), acc2 = vec4(0.0), acc3 = vec4(0.0);
+  vec4 acc[CB];
+  for (uint i = 0; i < CB; i++) acc[i] = vec4(0.0);
   for (uint ky = 0; ky < KS; ky++) {
     ivec4 iy = iy0 + int(ky);
     for (uint kx = 0; kx < KS; kx++) {
@@ -71,18 +68,15 @@ void main() {
         vec4 xv = vec4(inb.x ? x[off.x + cofs] : 0.0, inb.y ? x[off.y + cofs] : 0.0,
                        inb.z ? x[off.z + cofs] : 0.0, inb.w ? x[off.w + cofs] : 0.0);
         uint k = ci * KK + kofs;
-        acc0 += w[wr.x + k] * xv;
-        acc1 += w[wr.y + k] * xv;
-        acc2 += w[wr.z + k] * xv;
-        acc3 += w[wr.w + k] * xv;
+        for (uint i = 0; i < CB; i++)
+          acc[i] += w[min(co0 + i, p.cout - 1) * ktot + k] * xv;
       }
     }
   }
 
-  mat4 acc = mat4(acc0, acc1, acc2, acc3);
-  for (uint i = 0; i < 4; i++) {
+  for (uint i = 0; i < CB; i++) {
     uint co = co0 + i;
-    if (co >= p.cout) continue;
+    if (co >= p.cout) break;
     for (uint j = 0; j < 4; j++) {
       if (!ok[j]) continue;
       uint pg = pb * 4 + j;

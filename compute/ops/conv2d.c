@@ -51,11 +51,11 @@ gtensor op_conv2d(graph *g, gtensor x, gweight w, gweight b, int cout,
     nd.op = "conv2d_direct";
     nd.spirv = spv_conv2d_direct;
     nd.spirv_size = sizeof spv_conv2d_direct;
-    /* 4 channels x 4 pixels per invocation, 64 invocations per group. */
-    uint64_t inv = vk_div_up((uint64_t)x.n * ho * wo, 4) * vk_div_up((uint64_t)cout, 4);
-    uint32_t groups = vk_div_up(inv, 64);
+    /* 64 invocations of 4 pixels per group along x (and z); y takes
+     * blocks of 8 channels. */
+    uint32_t groups = vk_div_up(vk_div_up((uint64_t)x.n * ho * wo, 4), 64);
     nd.groups[0] = MIN(groups, 65535);
-    nd.groups[1] = 1;
+    nd.groups[1] = vk_div_up((uint64_t)cout, 8);
     nd.groups[2] = vk_div_up(groups, nd.groups[0]);
     graph_add(g, &nd);
     return y;
