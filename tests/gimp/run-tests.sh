@@ -4,6 +4,8 @@
 # and runs tests/gimp/test_plugin.py in gimp-console-3.0 through the PDB.
 # Exits 77 (skipped) when it cannot run here: not root, or no root could be
 # built; with DDPM_GIMP_REQUIRED=1 (CI) those are failures instead.
+# DDPM_GIMP_OUT=DIR keeps the pictures the tests make (a generated image, a
+# selection before and after re-imagining).
 #   run-tests.sh SOURCE_DIR
 set -euo pipefail
 
@@ -43,7 +45,7 @@ chroot "$root" sh -ec '
   meson install -C /build/gimp-ddpm --quiet >/dev/null'
 echo "gimp tests: plug-in built and installed in the trixie root" >&2
 
-rm -rf "$root/tmp/gimp-home" "$root/tmp/gimp-ddpm-result"
+rm -rf "$root/tmp/gimp-home" "$root/tmp/gimp-ddpm-result" "$root/tmp/gimp-ddpm-out"
 mkdir -p "$root/tmp/gimp-home"
 start=$(date +%s)
 chroot "$root" env -i HOME=/tmp/gimp-home PATH=/usr/bin:/bin LANG=C.UTF-8 \
@@ -52,6 +54,9 @@ chroot "$root" env -i HOME=/tmp/gimp-home PATH=/usr/bin:/bin LANG=C.UTF-8 \
   -b "exec(open('/src/gimp-ddpm/tests/gimp/test_plugin.py').read())" 2>&1 |
   grep -Ev 'scriptfu-WARNING|^$|declared resource name' || true
 echo "gimp tests: GIMP ran $(( $(date +%s) - start )) s" >&2
+if [ -n "${DDPM_GIMP_OUT:-}" ] && [ -d "$root/tmp/gimp-ddpm-out" ]; then
+  mkdir -p "$DDPM_GIMP_OUT" && cp "$root"/tmp/gimp-ddpm-out/*.png "$DDPM_GIMP_OUT/"
+fi
 result=$(cat "$root/tmp/gimp-ddpm-result" 2>/dev/null || echo "FAIL no result written")
 echo "$result"
 case $result in PASS*) exit 0 ;; *) exit 1 ;; esac

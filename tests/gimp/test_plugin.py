@@ -10,7 +10,7 @@ import traceback
 import gi
 gi.require_version('Gimp', '3.0')
 gi.require_version('Gegl', '0.4')
-from gi.repository import Gimp, Gegl  # noqa: E402
+from gi.repository import Gimp, Gegl, Gio  # noqa: E402
 
 pdb = Gimp.get_pdb()
 results = []
@@ -115,6 +115,20 @@ def compare(name, image, layer, before, after):
     check(name + ': alpha kept', alpha_same)
 
 
+OUT = '/tmp/gimp-ddpm-out'
+
+
+def export(image, name):
+    """PNG of the visible image for people to look at (run-tests.sh copies
+    them to $DDPM_GIMP_OUT)."""
+    os.makedirs(OUT, exist_ok=True)
+    copy = image.duplicate()
+    copy.flatten()
+    Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, copy,
+                   Gio.File.new_for_path(os.path.join(OUT, name)), None)
+    copy.delete()
+
+
 def ok(res):
     return res.index(0) == Gimp.PDBStatusType.SUCCESS
 
@@ -153,6 +167,7 @@ def test_generate_new_image():
         'DDPM sample 2 (seed 1235, ddim 5)', 'DDPM sample 1 (seed 1234, ddim 5)'], str(names))
     layer = img.get_layers()[0]
     px = pixels(layer)
+    export(img, 'generated.png')
     check('generate new image: not constant', len(set(px)) > 16, '%d values' % len(set(px)))
     par = layer.get_parasite('ddpm-params')
     text = bytes(par.get_data()).decode() if par else ''
@@ -209,10 +224,12 @@ def test_reimagine_feathered():
     img.select_ellipse(Gimp.ChannelOps.REPLACE, 10, 8, 28, 24)
     Gimp.Selection.feather(img, 6)
     before = pixels(layer)
+    export(img, 'reimagine-before.png')
     res = run('plug-in-ddpm-reimagine', image=img, drawables=[layer], steps=10, strength=0.8,
               harmonize=2, seed=5, random_seed=False, preview_every=3, preview_kind='x0')
     check('reimagine feathered: success', ok(res), str(res.index(0)))
     compare('reimagine feathered', img, layer, before, pixels(layer))
+    export(img, 'reimagine-after.png')
     groups = [l for l in img.get_layers() if l.get_name() == 'DDPM re-imagine seed 5 previews']
     check('reimagine feathered: previews group', len(groups) == 1 and
           all(c.get_name().endswith(' x0') for c in groups[0].get_children()))
