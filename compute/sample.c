@@ -55,6 +55,13 @@ static int denoise_start_index(const ddpm_schedule *s, const int *ts, int steps,
   return best;
 }
 
+/* Index of the first non-finite value, or -1. */
+static ptrdiff_t first_non_finite(const float *v, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(v[i])) return (ptrdiff_t)i;
+  return -1;
+}
+
 static bool make_plan(ddpm_model *m, const ddpm_sample_params *p, plan *pl,
                       GError **err) {
   const ddpm_unet_config *cfg = ddpm_model_config(m);
@@ -113,6 +120,16 @@ static bool make_plan(ddpm_model *m, const ddpm_sample_params *p, plan *pl,
   pl->w = p->width ? p->width : size;
   pl->item = (size_t)pl->c * pl->h * pl->w;
   pl->total = pl->item * p->batch;
+  ptrdiff_t bad = p->init ? first_non_finite(p->init, pl->total) : -1;
+  if (bad < 0 && p->mask) bad = first_non_finite(p->mask, (size_t)pl->h * pl->w);
+  if (bad >= 0) {
+    g_set_error(err, DDPM_ERROR, DDPM_ERROR_NUMERIC,
+                "the %s holds NaN or Inf (value %td)",
+                p->init && first_non_finite(p->init, pl->total) >= 0 ? "input image" : "mask",
+                bad);
+    g_free(pl->ts);
+    return false;
+  }
   return true;
 }
 
@@ -378,6 +395,14 @@ bool ddpm_sample(ddpm_model *m, const ddpm_sample_params *p, float *out,
     }
   }
   ok = ok && graph_download(st.g, st.x, out, err);
+  /* NaN propagates through every later step, so one look at the end catches
+   * bad weights (or an overflow) before anything is shown. */
+  if (ok && first_non_finite(out, n) >= 0) {
+    g_set_error_literal(err, DDPM_ERROR, DDPM_ERROR_NUMERIC,
+                        "the sample became NaN or Inf: the model's weights "
+                        "hold non-finite values or overflow float32");
+    ok = false;
+  }
   stepper_free(&st);
   g_free(x);
   g_free(tmp);

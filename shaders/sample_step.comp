@@ -72,5 +72,8 @@ void main() {
   }
   if (sp[RENOISE] != 0.0)
     v = sp[RA] * v + sp[RB] * noise(floatBitsToUint(sp[STREAM_R]), b, i);
+  // Clipping would turn a NaN/Inf model output into a finite value; keep it
+  // NaN instead so the host's check of the final sample sees it.
+  if (isnan(out_) || isinf(out_)) v = uintBitsToFloat(0x7fc00000u);
   x[idx] = v;
 }

@@ -4,6 +4,8 @@
  * generator's statistics, seeds and cancel. */
 #include <string.h>
 
+#include <glib/gstdio.h>
+
 #include "golden.h"
 #include "model.h"
 
@@ -258,6 +260,66 @@ static void test_seed_and_cancel(void) {
   fixture_close(&f);
 }
 
+/* NaN in the input is refused up front; NaN weights (conv_out.bias of a
+ * copy of the tiny model) end in DDPM_ERROR_NUMERIC, never in a sample. */
+static void test_non_finite(void) {
+  fixture f;
+  if (!fixture_open(&f, "tiny")) return;
+  size_t item = f.n / f.b;
+  float *init = g_new0(float, item), *out = g_new(float, item);
+  init[5] = NAN;
+  ddpm_sample_params p = ddpm_sample_default_params();
+  p.sampler = DDPM_SAMPLER_DDIM;
+  p.steps = 3;
+  p.init = init;
+  p.strength = 0.5f;
+  GError *err = NULL;
+  g_assert_false(ddpm_sample(f.model, &p, out, &err));
+  g_assert_error(err, DDPM_ERROR, DDPM_ERROR_NUMERIC);
+  g_clear_error(&err);
+  fixture_close(&f);
+
+  char *src = golden_path("tiny");
+  char *dir = g_dir_make_tmp("ddpm-nan-XXXXXX", NULL);
+  const char *files[] = {"config.json", "scheduler_config.json",
+                         "diffusion_pytorch_model.safetensors"};
+  for (int i = 0; i < 3; i++) {
+    char *a = g_build_filename(src, files[i], NULL), *b = g_build_filename(dir, files[i], NULL);
+    char *data = NULL;
+    gsize len = 0;
+    if (g_file_get_contents(a, &data, &len, NULL)) {
+      if (i == 2) { /* NaN into conv_out.bias */
+        st_file *sf = st_open(a, &err);
+        g_assert_no_error(err);
+        const st_tensor *t = st_find(sf, "conv_out.bias");
+        g_assert_nonnull(t);
+        g_assert_cmpint(t->dtype, ==, ST_F32);
+        uint64_t hlen;
+        memcpy(&hlen, data, 8);
+        float nan = NAN;
+        memcpy(data + 8 + hlen + t->offset, &nan, 4);
+        st_close(sf);
+      }
+      g_assert_true(g_file_set_contents(b, data, (gssize)len, NULL));
+    }
+    g_free(data); g_free(a); g_free(b);
+  }
+  ddpm_model *m = ddpm_model_load(ctx, dir, &err);
+  g_assert_no_error(err);
+  p.init = NULL;
+  g_assert_false(ddpm_sample(m, &p, out, &err));
+  g_assert_error(err, DDPM_ERROR, DDPM_ERROR_NUMERIC);
+  g_clear_error(&err);
+  ddpm_model_free(m);
+  for (int i = 0; i < 3; i++) {
+    char *b = g_build_filename(dir, files[i], NULL);
+    g_remove(b);
+    g_free(b);
+  }
+  g_rmdir(dir);
+  g_free(dir); g_free(src); g_free(init); g_free(out);
+}
+
 /* RePaint resampling: runs, and the kept region is exactly the input. */
 static void test_harmonize(void) {
   fixture f;
@@ -305,6 +367,7 @@ int main(int argc, char **argv) {
   g_test_add_data_func("/sample/golden/tiny_b", "tiny_b", golden_samplers);
   g_test_add_func("/sample/seed_and_cancel", test_seed_and_cancel);
   g_test_add_func("/sample/harmonize", test_harmonize);
+  g_test_add_func("/sample/non_finite", test_non_finite);
   g_test_add_func("/sample/noise_estimate", test_noise_estimate);
   int rc = g_test_run();
   unsigned msgs = ddpm_context_validation_messages(ctx);

@@ -39,6 +39,7 @@ typedef enum {
   DDPM_ERROR_VULKAN,        /* a Vulkan call failed */
   DDPM_ERROR_OUT_OF_MEMORY, /* host or device memory exhausted */
   DDPM_ERROR_CANCELLED,     /* the caller asked to stop; not a failure */
+  DDPM_ERROR_NUMERIC,       /* NaN or Inf in an input or in the model's output */
 } DdpmErrorCode;
 
 /* ---- devices and context ---------------------------------------------- */

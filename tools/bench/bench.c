@@ -1,0 +1,72 @@
+/* ddpm-bench: time U-Net forwards of a model folder on a Vulkan device.
+ *
+ *   ddpm-bench MODEL_DIR [--batch B] [--iters N] [--device D]
+ *
+ * Loads the model, runs one forward to build and warm up the graph, then N
+ * more, and prints one JSON line: device, parameters, batch, mean and best
+ * seconds per forward, peak device memory and the weights' size.  The
+ * numbers are for comparison within one run (tools/bench/bench.py). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ddpm/ddpm.h"
+
+int main(int argc, char **argv) {
+  int batch = 1, iters = 3;
+  const char *dir = NULL, *device = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--iters") && i + 1 < argc) iters = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--device") && i + 1 < argc) device = argv[++i];
+    else if (!dir && argv[i][0] != '-') dir = argv[i];
+    else dir = NULL, i = argc;
+  }
+  if (!dir || batch < 1 || batch > 256 || iters < 1 || iters > 1000) {
+    fprintf(stderr, "usage: ddpm-bench MODEL_DIR [--batch 1..256] [--iters 1..1000] "
+                    "[--device D]\n");
+    return 2;
+  }
+  GError *err = NULL;
+  ddpm_context_params cp = ddpm_context_default_params();
+  cp.device = device;
+  ddpm_context *ctx = ddpm_context_new(&cp, &err);
+  ddpm_model *m = ctx ? ddpm_model_load(ctx, dir, &err) : NULL;
+  if (!m) {
+    fprintf(stderr, "ddpm-bench: %s\n", err->message);
+    g_error_free(err);
+    ddpm_context_free(ctx);
+    return 1;
+  }
+  ddpm_model_info info;
+  ddpm_model_get_info(m, &info);
+  int s = info.sample_size > 0 ? info.sample_size : 32;
+  size_t n = (size_t)batch * info.in_channels * s * s;
+  float *x = g_new(float, n), *eps = g_new(float, (size_t)batch * info.out_channels * s * s);
+  for (size_t i = 0; i < n; i++) x[i] = ddpm_noise(1, 0, i);
+  int64_t *t = g_new(int64_t, batch);
+  for (int b = 0; b < batch; b++) t[b] = 500;
+  double best = 1e30, sum = 0;
+  bool ok = ddpm_model_forward(m, x, t, batch, s, s, eps, &err);
+  for (int i = 0; ok && i < iters; i++) {
+    gint64 t0 = g_get_monotonic_time();
+    ok = ddpm_model_forward(m, x, t, batch, s, s, eps, &err);
+    double sec = (g_get_monotonic_time() - t0) / 1e6;
+    sum += sec;
+    if (sec < best) best = sec;
+  }
+  if (ok)
+    printf("{\"device\": \"%s\", \"model\": \"%s\", \"params\": %" G_GUINT64_FORMAT
+           ", \"size\": %d, \"batch\": %d, \"iters\": %d, \"mean_s\": %.4f, "
+           "\"best_s\": %.4f, \"peak_device_bytes\": %" G_GUINT64_FORMAT
+           ", \"weight_bytes\": %" G_GUINT64_FORMAT "}\n",
+           ddpm_context_device(ctx)->name, dir, info.n_params, s, batch, iters,
+           sum / iters, best, ddpm_model_peak_device_bytes(m), info.weight_bytes);
+  else
+    fprintf(stderr, "ddpm-bench: %s\n", err->message);
+  g_clear_error(&err);
+  g_free(x); g_free(eps); g_free(t);
+  ddpm_model_free(m);
+  ddpm_context_free(ctx);
+  return ok ? 0 : 1;
+}
