@@ -19,12 +19,13 @@ if [ -f "$root/.gimp-ddpm-stamp" ] && [ "$(cat "$root/.gimp-ddpm-stamp")" = "$st
   exit 0
 fi
 
-# The first .../debian URI of apt's sources (deb822 or one-line format).
-mirror=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null |
-           awk '/^URIs:/ {for (i = 2; i <= NF; i++) print $i}'
-         grep -hs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list |
-           awk '{for (i = 2; i <= NF; i++) if ($i ~ /^(https?|file):/) {print $i; break}}')
-mirror=$(echo "$mirror" | grep -E '/debian/?$' | head -n1)
+trap 'echo "make-root.sh: failed (line $LINENO)" >&2' ERR
+# The first .../debian URI of apt's sources (one-line or deb822 format;
+# missing files are fine).
+mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
+             /etc/apt/sources.list.d/*.sources 2>/dev/null |
+         awk '/^(deb|URIs:)[ \t]/ {for (i = 2; i <= NF; i++)
+                if ($i ~ /^(https?|file):.*\/debian\/?$/) {print $i; exit}}' || true)
 if [ -z "$mirror" ]; then
   echo "make-root.sh: no Debian mirror found in the apt configuration" >&2
   exit 1
@@ -37,7 +38,9 @@ tmp="$root.tmp"
 cleanup() { umount "$tmp/proc" 2>/dev/null || true; }
 trap cleanup EXIT
 cleanup
-rm -rf "$tmp"
+# --one-file-system: never into a /proc a crashed run left mounted.
+umount "$root/proc" 2>/dev/null || true
+rm -rf --one-file-system "$tmp"
 echo "make-root.sh: debootstrap trixie into $tmp" >&2
 debootstrap --variant=minbase trixie "$tmp" "$mirror" >"$tmp.log" 2>&1 ||
   { tail -n 20 "$tmp.log" >&2; exit 1; }
@@ -50,7 +53,7 @@ chroot "$tmp" env DEBIAN_FRONTEND=noninteractive \
 chroot "$tmp" apt-get clean
 cleanup
 echo "$stamp_want" >"$tmp/.gimp-ddpm-stamp"
-rm -rf "$root"
+rm -rf --one-file-system "$root"
 mv "$tmp" "$root"
 rm -f "$tmp.log"
 echo "make-root.sh: ready: $root" >&2

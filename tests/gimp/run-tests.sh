@@ -17,6 +17,11 @@ skip() {
   exit 77
 }
 [ "$(id -u)" -eq 0 ] || skip "skipped: needs root (debootstrap and chroot)"
+# One run at a time in a root (they share its /src, /build and /tmp), and
+# none while make-root.sh rebuilds it.
+mkdir -p "$(dirname "$root")"
+exec 8>"$root.run.lock"
+flock 8
 "$src/tests/gimp/make-root.sh" "$root" || skip "could not build the trixie root"
 
 cleanup() { umount "$root/proc" 2>/dev/null || true; }
@@ -37,26 +42,38 @@ fi
 chroot "$root" sh -ec '
   cd /src/gimp-ddpm
   if [ -f /build/gimp-ddpm/build.ninja ]; then
-    meson setup --reconfigure /build/gimp-ddpm --prefix=/usr -Dplugin=enabled >/dev/null
+    meson setup --reconfigure /build/gimp-ddpm --prefix=/usr -Dplugin=enabled
   else
-    meson setup /build/gimp-ddpm --prefix=/usr -Dplugin=enabled >/dev/null
+    meson setup /build/gimp-ddpm --prefix=/usr -Dplugin=enabled
   fi
-  ninja -C /build/gimp-ddpm >/dev/null
-  meson install -C /build/gimp-ddpm --quiet >/dev/null'
+  ninja -C /build/gimp-ddpm
+  meson install -C /build/gimp-ddpm --quiet' >"$root/tmp/gimp-ddpm-build.log" 2>&1 || {
+  tail -n 40 "$root/tmp/gimp-ddpm-build.log" >&2
+  echo "gimp tests: FAIL: the build in the trixie root failed" >&2
+  exit 1
+}
 echo "gimp tests: plug-in built and installed in the trixie root" >&2
 
 rm -rf "$root/tmp/gimp-home" "$root/tmp/gimp-ddpm-result" "$root/tmp/gimp-ddpm-out"
 mkdir -p "$root/tmp/gimp-home"
 start=$(date +%s)
+# Lavapipe, the CPU Vulkan driver (the root sees no GPU anyway).  GIMP exits
+# 64 when the batch script raises; the result file says which checks failed.
+set +e
 chroot "$root" env -i HOME=/tmp/gimp-home PATH=/usr/bin:/bin LANG=C.UTF-8 \
+  VK_DRIVER_FILES=/usr/share/vulkan/icd.d/lvp_icd.json \
+  VK_ICD_FILENAMES=/usr/share/vulkan/icd.d/lvp_icd.json \
   DDPM_GIMP_RESULT=/tmp/gimp-ddpm-result \
   gimp-console-3.0 -i -d -f --quit --batch-interpreter=python-fu-eval \
   -b "exec(open('/src/gimp-ddpm/tests/gimp/test_plugin.py').read())" 2>&1 |
-  grep -Ev 'scriptfu-WARNING|^$|declared resource name' || true
-echo "gimp tests: GIMP ran $(( $(date +%s) - start )) s" >&2
+  grep -Ev 'scriptfu-WARNING|^$|declared resource name|gimp_flush\(\): error: Broken pipe'
+gimp_rc=${PIPESTATUS[0]}
+set -e
+echo "gimp tests: GIMP ran $(( $(date +%s) - start )) s, exit status $gimp_rc" >&2
 if [ -n "${DDPM_GIMP_OUT:-}" ] && [ -d "$root/tmp/gimp-ddpm-out" ]; then
   mkdir -p "$DDPM_GIMP_OUT" && cp "$root"/tmp/gimp-ddpm-out/*.png "$DDPM_GIMP_OUT/"
 fi
 result=$(cat "$root/tmp/gimp-ddpm-result" 2>/dev/null || echo "FAIL no result written")
+[ "$gimp_rc" -eq 0 ] || result="FAIL gimp-console-3.0 exited $gimp_rc; $result"
 echo "$result"
 case $result in PASS*) exit 0 ;; *) exit 1 ;; esac

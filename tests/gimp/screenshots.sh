@@ -5,6 +5,8 @@
 set -euo pipefail
 out=$(mkdir -p "$1" && cd "$1" && pwd)
 root=${DDPM_GIMP_ROOT:-/var/cache/gimp-ddpm/trixie-root}
+exec 8>"$root.run.lock"
+flock 8  # not while run-tests.sh uses the root
 cleanup() { umount "$root/proc" 2>/dev/null || true; }
 trap cleanup EXIT
 cleanup
@@ -13,7 +15,8 @@ cp "$(dirname "$0")/screenshot.py" "$root/tmp/screenshot.py"
 for proc in generate reimagine denoise; do
   rm -rf "$root/tmp/shot-home" && mkdir -p "$root/tmp/shot-home"
   # GIMP opens a test image and calls the procedure interactively (its
-  # dialog blocks); after a while the screenshot is taken and GIMP killed.
+  # dialog blocks); after a while the screenshot is taken and GIMP and its
+  # plug-ins (by their parent id: never other GIMPs on the machine) killed.
   script="import gi
 gi.require_version('Gimp', '3.0')
 from gi.repository import Gimp
@@ -33,6 +36,6 @@ proc.run(cfg)"
       gimp-3.0 -n -d -f --batch-interpreter=python-fu-eval -b \"\$0\" >/dev/null 2>&1 &
       sleep 45
       python3 /tmp/screenshot.py /tmp/dialog-$proc.png
-      kill \$! 2>/dev/null; sleep 1; pkill -x gimp-3.0; pkill -x gimp-ddpm; true" "$script"
+      pkill -P \$! 2>/dev/null; kill \$! 2>/dev/null; wait \$!; true" "$script"
   cp "$root/tmp/dialog-$proc.png" "$out/"
 done

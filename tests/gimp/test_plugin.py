@@ -15,6 +15,7 @@ from gi.repository import Gimp, Gegl, Gio  # noqa: E402
 pdb = Gimp.get_pdb()
 results = []
 timings = []
+made = []  # images to delete at the end (no "stray image" notices)
 
 
 def check(name, cond, why=''):
@@ -35,12 +36,15 @@ def run(proc_name, image=None, drawables=None, **props):
     t0 = time.time()
     res = proc.run(cfg)
     timings.append((proc_name, time.time() - t0))
+    if res.index(0) == Gimp.PDBStatusType.SUCCESS and proc_name == 'plug-in-ddpm-generate':
+        made.append(res.index(1))
     return res
 
 
 def rgba_image(w, h, precision=Gimp.Precision.U8_NON_LINEAR, gray=False, alpha=True):
     base = Gimp.ImageBaseType.GRAY if gray else Gimp.ImageBaseType.RGB
     img = Gimp.Image.new_with_precision(w, h, base, precision)
+    made.append(img)
     if gray:
         kind = Gimp.ImageType.GRAYA_IMAGE if alpha else Gimp.ImageType.GRAY_IMAGE
     else:
@@ -162,6 +166,7 @@ def test_generate_new_image():
     if not ok(res):
         return
     img = res.index(1)
+    check('generate new image: undo enabled on it', img.undo_is_enabled())
     names = [l.get_name() for l in img.get_layers()]
     check('generate new image: layer names', names == [
         'DDPM sample 2 (seed 1235, ddim 5)', 'DDPM sample 1 (seed 1234, ddim 5)'], str(names))
@@ -182,11 +187,18 @@ def test_generate_new_image():
 def test_generate_on_image_with_previews():
     img, base = rgba_image(40, 24)
     before = pixels(base)
+    img.clean_all()
     res = run('plug-in-ddpm-generate', image=img, drawables=[base], count=1, steps=4,
               seed=7, random_seed=False, preview_every=2, preview_kind='both')
     check('generate on image: success', ok(res), str(res.index(0)))
     if not ok(res):
         return
+    # GIMP 3.0 offers scripts no way to undo (no PDB procedure): what can be
+    # seen is that the run pushed undo steps (dirtied the clean image) and
+    # left undo enabled; the result is the image it was given.
+    check('generate on image: undo enabled, image dirtied', img.undo_is_enabled() and
+          img.is_dirty())
+    check('generate on image: returns the image', res.index(1).get_id() == img.get_id())
     layers = img.get_layers()
     names = [l.get_name() for l in layers]
     check('generate on image: sample layer on top', names[0] == 'DDPM sample 1 (seed 7, ddim 4)',
@@ -212,9 +224,12 @@ def test_reimagine_rect():
     img.select_rectangle(Gimp.ChannelOps.REPLACE, 16, 12, 16, 14)
     before = pixels(layer)
     n_layers = len(img.get_layers())
+    img.clean_all()
     res = run('plug-in-ddpm-reimagine', image=img, drawables=[layer], steps=10, strength=0.6,
               seed=3, random_seed=False)
     check('reimagine rectangle: success', ok(res), str(res.index(0)))
+    check('reimagine rectangle: undo enabled, image dirtied', img.undo_is_enabled() and
+          img.is_dirty())
     compare('reimagine rectangle', img, layer, before, pixels(layer))
     check('reimagine rectangle: no layer added', len(img.get_layers()) == n_layers)
 
@@ -238,6 +253,7 @@ def test_reimagine_feathered():
 def test_reimagine_gray16_offset():
     img = Gimp.Image.new_with_precision(50, 30, Gimp.ImageBaseType.GRAY,
                                         Gimp.Precision.U16_NON_LINEAR)
+    made.append(img)
     layer = Gimp.Layer.new(img, 'grey', 30, 20, Gimp.ImageType.GRAY_IMAGE, 100,
                            Gimp.LayerMode.NORMAL)
     img.insert_layer(layer, None, 0)
@@ -275,6 +291,7 @@ def test_denoise():
 def test_bad_model():
     img, layer = rgba_image(24, 24)
     before = pixels(layer)
+    img.clean_all()
     res = run('plug-in-ddpm-reimagine', image=img, drawables=[layer], steps=5,
               model='/nonexistent/model', random_seed=False)
     check('bad model: fails', res.index(0) == Gimp.PDBStatusType.EXECUTION_ERROR,
@@ -286,6 +303,8 @@ def test_bad_model():
               model='/nonexistent/model')
     check('bad model: generate fails, no layer added',
           not ok(res) and len(img.get_layers()) == 1)
+    check('bad model: nothing pushed on the undo stack (image still clean)',
+          not img.is_dirty())
 
 
 def test_indexed():
@@ -305,6 +324,9 @@ def main():
             t()
         except Exception:
             check(t.__name__, False, traceback.format_exc())
+    for img in made:
+        if img.is_valid():
+            img.delete()
     for name, secs in timings:
         print('time %-24s %.1f s' % (name, secs), flush=True)
     failed = [n for n, good in results if not good]
