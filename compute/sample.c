@@ -120,13 +120,13 @@ static bool make_plan(ddpm_model *m, const ddpm_sample_params *p, plan *pl,
   pl->w = p->width ? p->width : size;
   pl->item = (size_t)pl->c * pl->h * pl->w;
   pl->total = pl->item * p->batch;
-  ptrdiff_t bad = p->init ? first_non_finite(p->init, pl->total) : -1;
-  if (bad < 0 && p->mask) bad = first_non_finite(p->mask, (size_t)pl->h * pl->w);
-  if (bad >= 0) {
+  ptrdiff_t bad_init = p->init ? first_non_finite(p->init, pl->total) : -1;
+  ptrdiff_t bad_mask = p->mask ? first_non_finite(p->mask, (size_t)pl->h * pl->w) : -1;
+  if (bad_init >= 0 || bad_mask >= 0) {
     g_set_error(err, DDPM_ERROR, DDPM_ERROR_NUMERIC,
                 "the %s holds NaN or Inf (value %td)",
-                p->init && first_non_finite(p->init, pl->total) >= 0 ? "input image" : "mask",
-                bad);
+                bad_init >= 0 ? "input image" : "mask",
+                bad_init >= 0 ? bad_init : bad_mask);
     g_free(pl->ts);
     return false;
   }

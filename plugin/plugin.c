@@ -26,29 +26,26 @@ static GList *query_procedures(GimpPlugIn *plug_in) {
 }
 
 /* Model, device, sampler, seed and previews: shared by all procedures. */
-static void add_common_arguments(GimpProcedure *p, bool with_sampler) {
+static void add_common_arguments(GimpProcedure *p) {
   gimp_procedure_add_string_argument(p, "model", "_Model",
     "A diffusers UNet2DModel folder, an org/name in the Hugging Face cache, "
     "or empty for the installed default model", "", G_PARAM_READWRITE);
   gimp_procedure_add_string_argument(p, "device", "_Device",
     "Vulkan device: index or name substring, empty for the best one", "",
     G_PARAM_READWRITE);
-  if (with_sampler) {
-    gimp_procedure_add_choice_argument(p, "sampler", "Sa_mpler",
-      "DDPM: ancestral sampling (Ho et al.); DDIM: fast deterministic steps",
-      gimp_choice_new_with_values(
-        "ddpm", DDPM_SAMPLER_DDPM, "DDPM (ancestral)", NULL,
-        "ddim", DDPM_SAMPLER_DDIM, "DDIM (fast)", NULL, NULL),
-      "ddim", G_PARAM_READWRITE);
-  }
+  gimp_procedure_add_choice_argument(p, "sampler", "Sa_mpler",
+    "DDPM: ancestral sampling (Ho et al.); DDIM: fast deterministic steps",
+    gimp_choice_new_with_values(
+      "ddpm", DDPM_SAMPLER_DDPM, "DDPM (ancestral)", NULL,
+      "ddim", DDPM_SAMPLER_DDIM, "DDIM (fast)", NULL, NULL),
+    "ddim", G_PARAM_READWRITE);
   gimp_procedure_add_int_argument(p, "steps", "_Steps",
     "Steps of the sampling grid over the 1000 training timesteps (a start "
     "timestep below 1000 runs only the steps below it)", 1, 1000, 50,
     G_PARAM_READWRITE);
-  if (with_sampler)
-    gimp_procedure_add_double_argument(p, "eta", "_Eta",
-      "DDIM noise: 0 deterministic, 1 like DDPM", 0.0, 1.0, 0.0,
-      G_PARAM_READWRITE);
+  gimp_procedure_add_double_argument(p, "eta", "_Eta",
+    "DDIM noise: 0 deterministic, 1 like DDPM", 0.0, 1.0, 0.0,
+    G_PARAM_READWRITE);
   gimp_procedure_add_int_argument(p, "seed", "S_eed",
     "Noise seed (sample k of a batch uses seed + k - 1)", 0, G_MAXINT, 0,
     G_PARAM_READWRITE);
@@ -73,6 +70,21 @@ static void add_region_arguments(GimpProcedure *p) {
     16, G_PARAM_READWRITE);
 }
 
+/* Re-imagine and Denoise: one drawable of an RGB or grey image, run_edit
+ * told which by its run data. */
+static GimpProcedure *edit_procedure_new(GimpPlugIn *plug_in, const char *name,
+                                         const char *label, const char *blurb,
+                                         const char *help) {
+  GimpProcedure *p = gimp_image_procedure_new(plug_in, name, GIMP_PDB_PROC_TYPE_PLUGIN,
+                                              run_edit, (gpointer)name, NULL);
+  gimp_procedure_set_image_types(p, "RGB*, GRAY*");
+  gimp_procedure_set_sensitivity_mask(p, GIMP_PROCEDURE_SENSITIVE_DRAWABLE);
+  gimp_procedure_set_menu_label(p, label);
+  gimp_procedure_set_documentation(p, blurb, help, name);
+  add_common_arguments(p);
+  return p;
+}
+
 static GimpProcedure *create_procedure(GimpPlugIn *plug_in, const gchar *name) {
   GimpProcedure *p = NULL;
   if (!g_strcmp0(name, PROC_GENERATE)) {
@@ -85,7 +97,7 @@ static GimpProcedure *create_procedure(GimpPlugIn *plug_in, const gchar *name) {
       "Samples images from noise with a DDPM U-Net (DDPM ancestral or DDIM "
       "steps) and adds them as new layers, scaled to the image, or as a new "
       "image at the model's resolution.", name);
-    add_common_arguments(p, true);
+    add_common_arguments(p);
     gimp_procedure_add_int_argument(p, "count", "_Number of images",
       "How many samples (layers) to make", 1, 16, 1, G_PARAM_READWRITE);
     gimp_procedure_add_boolean_argument(p, "new-image", "New _image",
@@ -93,18 +105,12 @@ static GimpProcedure *create_procedure(GimpPlugIn *plug_in, const gchar *name) {
     gimp_procedure_add_image_return_value(p, "result-image", "Image",
       "The image that received the samples", TRUE, G_PARAM_READWRITE);
   } else if (!g_strcmp0(name, PROC_REIMAGINE)) {
-    p = gimp_image_procedure_new(plug_in, name, GIMP_PDB_PROC_TYPE_PLUGIN,
-                                 run_edit, (gpointer)PROC_REIMAGINE, NULL);
-    gimp_procedure_set_image_types(p, "RGB*, GRAY*");
-    gimp_procedure_set_sensitivity_mask(p, GIMP_PROCEDURE_SENSITIVE_DRAWABLE);
-    gimp_procedure_set_menu_label(p, "_Re-imagine Selection...");
-    gimp_procedure_set_documentation(p,
+    p = edit_procedure_new(plug_in, PROC_REIMAGINE, "_Re-imagine Selection...",
       "Re-imagine the selection with a diffusion model (SDEdit)",
       "Noises the selected pixels to a start timestep (the strength) and "
       "runs the reverse process from there, keeping the pixels around the "
       "selection as context; the result is blended through the (feathered) "
-      "selection, so pixels outside it are unchanged.", name);
-    add_common_arguments(p, true);
+      "selection, so pixels outside it are unchanged.");
     gimp_procedure_add_double_argument(p, "strength", "S_trength",
       "How far to noise the selection: start timestep = strength x 1000",
       0.01, 1.0, 0.5, G_PARAM_READWRITE);
@@ -114,17 +120,11 @@ static GimpProcedure *create_procedure(GimpPlugIn *plug_in, const gchar *name) {
       G_PARAM_READWRITE);
     add_region_arguments(p);
   } else if (!g_strcmp0(name, PROC_DENOISE)) {
-    p = gimp_image_procedure_new(plug_in, name, GIMP_PDB_PROC_TYPE_PLUGIN,
-                                 run_edit, (gpointer)PROC_DENOISE, NULL);
-    gimp_procedure_set_image_types(p, "RGB*, GRAY*");
-    gimp_procedure_set_sensitivity_mask(p, GIMP_PROCEDURE_SENSITIVE_DRAWABLE);
-    gimp_procedure_set_menu_label(p, "_Denoise...");
-    gimp_procedure_set_documentation(p,
+    p = edit_procedure_new(plug_in, PROC_DENOISE, "_Denoise...",
       "Remove Gaussian noise with a diffusion model",
       "Treats the selection as a noisy sample of the diffusion process: the "
       "noise level is estimated (or given) and the reverse process runs from "
-      "the matching timestep.", name);
-    add_common_arguments(p, true);
+      "the matching timestep.");
     gimp_procedure_add_double_argument(p, "sigma", "Noise _sigma",
       "Noise standard deviation in 8-bit pixel units (0: estimate it)",
       0.0, 255.0, 0.0, G_PARAM_READWRITE);

@@ -50,13 +50,9 @@ void session_read_sampler(GimpProcedureConfig *config, ddpm_sample_params *p) {
   int steps = 50, seed = 0;
   double eta = 0;
   gboolean random_seed = TRUE;
-  g_object_get(config, "steps", &steps, "seed", &seed, "random-seed",
-               &random_seed, NULL);
-  GimpProcedure *proc = gimp_procedure_config_get_procedure(config);
-  if (gimp_procedure_find_argument(proc, "eta"))
-    g_object_get(config, "eta", &eta, NULL);
-  if (gimp_procedure_find_argument(proc, "sampler"))
-    p->sampler = (ddpm_sampler)gimp_procedure_config_get_choice_id(config, "sampler");
+  g_object_get(config, "steps", &steps, "eta", &eta, "seed", &seed,
+               "random-seed", &random_seed, NULL);
+  p->sampler = (ddpm_sampler)gimp_procedure_config_get_choice_id(config, "sampler");
   if (random_seed) {
     /* Leave room for seed + batch - 1 in the int argument. */
     seed = g_random_int_range(0, G_MAXINT - 16);

@@ -27,6 +27,49 @@ static uint8_t to_u8(float v) {
   return (uint8_t)lrintf(s);
 }
 
+/* Writes rows of packed pixels to `path` atomically: a temporary file in the
+ * same folder, renamed over `path` only once complete. */
+static bool write_png(const char *path, int w, int h, int depth, int color_type,
+                      const uint8_t *pix, size_t stride, GError **err) {
+  char *tmp = g_strdup_printf("%s.tmp-XXXXXX", path);
+  int fd = g_mkstemp(tmp);
+  FILE *fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
+  png_structp png = NULL;
+  png_infop info = NULL;
+  volatile bool ok = fp != NULL; /* survives longjmp from libpng */
+  if (ok) {
+    png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, on_png_error,
+                                  on_png_warning);
+    info = png ? png_create_info_struct(png) : NULL;
+    ok = png && info;
+  }
+  if (ok && setjmp(png_jmpbuf(png))) {
+    ok = false;
+  } else if (ok) {
+    png_init_io(png, fp);
+    png_set_IHDR(png, info, w, h, depth, color_type, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    for (int y = 0; y < h; y++) png_write_row(png, pix + (size_t)y * stride);
+    png_write_end(png, NULL);
+  }
+  if (png) png_destroy_write_struct(&png, info ? &info : NULL);
+  int saved = errno;
+  if (fp && fclose(fp) != 0) ok = false;
+  else if (!fp && fd >= 0) close(fd);
+  if (ok && g_rename(tmp, path) != 0) {
+    saved = errno;
+    ok = false;
+  }
+  if (!ok) {
+    if (fd >= 0) g_unlink(tmp);
+    g_set_error(err, DDPM_ERROR, DDPM_ERROR_IO, "%s: cannot write PNG: %s",
+                path, g_strerror(saved));
+  }
+  g_free(tmp);
+  return ok;
+}
+
 bool png_write_grid(const char *path, const float *images, int n, int c, int h,
                     int w, int cols, GError **err) {
   if (c != 1 && c != 3) {
@@ -48,43 +91,8 @@ bool png_write_grid(const char *path, const float *images, int n, int c, int h,
           pix[((size_t)(oy + y) * W + ox + x) * c + ch] =
             to_u8(img[((size_t)ch * h + y) * w + x]);
   }
-  char *tmp = g_strdup_printf("%s.tmp-XXXXXX", path);
-  int fd = g_mkstemp(tmp);
-  FILE *fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
-  png_structp png = NULL;
-  png_infop info = NULL;
-  volatile bool ok = fp != NULL; /* survives longjmp from libpng */
-  if (ok) {
-    png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, on_png_error,
-                                  on_png_warning);
-    info = png ? png_create_info_struct(png) : NULL;
-    ok = png && info;
-  }
-  if (ok && setjmp(png_jmpbuf(png))) {
-    ok = false;
-  } else if (ok) {
-    png_init_io(png, fp);
-    png_set_IHDR(png, info, W, H, 8, c == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB,
-                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-                 PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(png, info);
-    for (int y = 0; y < H; y++) png_write_row(png, pix + (size_t)y * W * c);
-    png_write_end(png, NULL);
-  }
-  if (png) png_destroy_write_struct(&png, info ? &info : NULL);
-  int saved = errno;
-  if (fp && fclose(fp) != 0) ok = false;
-  else if (!fp && fd >= 0) close(fd);
-  if (ok && g_rename(tmp, path) != 0) {
-    saved = errno;
-    ok = false;
-  }
-  if (!ok) {
-    if (fd >= 0) g_unlink(tmp);
-    g_set_error(err, DDPM_ERROR, DDPM_ERROR_IO, "%s: cannot write PNG: %s",
-                path, g_strerror(saved));
-  }
-  g_free(tmp);
+  bool ok = write_png(path, W, H, 8, c == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB,
+                      pix, (size_t)W * c, err);
   g_free(pix);
   return ok;
 }
@@ -179,6 +187,11 @@ static uint16_t to_u16(float v) {
 
 bool png_write_float(const char *path, const png_image_f *img, GError **err) {
   int ch = img->c + (img->alpha ? 1 : 0);
+  if (ch < 1 || ch > 4) {
+    g_set_error(err, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
+                "%s: cannot write %d channels as PNG (1 to 4)", path, ch);
+    return false;
+  }
   size_t n = (size_t)img->w * img->h;
   bool deep = img->bit_depth == 16;
   uint8_t *pix = g_malloc(n * ch * (deep ? 2 : 1));
@@ -195,44 +208,8 @@ bool png_write_float(const char *path, const png_image_f *img, GError **err) {
     }
   static const int types[] = {0, PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA,
                               PNG_COLOR_TYPE_RGB, PNG_COLOR_TYPE_RGB_ALPHA};
-  char *tmp = g_strdup_printf("%s.tmp-XXXXXX", path);
-  int fd = g_mkstemp(tmp);
-  FILE *fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
-  png_structp png = NULL;
-  png_infop info = NULL;
-  volatile bool ok = fp != NULL && ch >= 1 && ch <= 4;
-  if (ok) {
-    png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, on_png_error,
-                                  on_png_warning);
-    info = png ? png_create_info_struct(png) : NULL;
-    ok = png && info;
-  }
-  if (ok && setjmp(png_jmpbuf(png))) {
-    ok = false;
-  } else if (ok) {
-    png_init_io(png, fp);
-    png_set_IHDR(png, info, img->w, img->h, deep ? 16 : 8, types[ch],
-                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-                 PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(png, info);
-    size_t stride = (size_t)img->w * ch * (deep ? 2 : 1);
-    for (int y = 0; y < img->h; y++) png_write_row(png, pix + y * stride);
-    png_write_end(png, NULL);
-  }
-  if (png) png_destroy_write_struct(&png, info ? &info : NULL);
-  int saved = errno;
-  if (fp && fclose(fp) != 0) ok = false;
-  else if (!fp && fd >= 0) close(fd);
-  if (ok && g_rename(tmp, path) != 0) {
-    saved = errno;
-    ok = false;
-  }
-  if (!ok) {
-    if (fd >= 0) g_unlink(tmp);
-    g_set_error(err, DDPM_ERROR, DDPM_ERROR_IO, "%s: cannot write PNG: %s",
-                path, g_strerror(saved));
-  }
-  g_free(tmp);
+  bool ok = write_png(path, img->w, img->h, deep ? 16 : 8, types[ch], pix,
+                      (size_t)img->w * ch * (deep ? 2 : 1), err);
   g_free(pix);
   return ok;
 }
