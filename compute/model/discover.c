@@ -125,7 +125,8 @@ ddpm_model_entry *ddpm_find_models(size_t *n) {
   }
   if (d) g_dir_close(d);
   g_free(cache);
-  qsort(out->data, out->len, sizeof(ddpm_model_entry), cmp_entry);
+  if (out->len) /* an empty GArray's data is NULL, which qsort must not get */
+    qsort(out->data, out->len, sizeof(ddpm_model_entry), cmp_entry);
   *n = out->len;
   return (ddpm_model_entry *)g_array_free(out, FALSE);
 }
