@@ -120,13 +120,32 @@ static bool make_plan(ddpm_model *m, const ddpm_sample_params *p, plan *pl,
   pl->w = p->width ? p->width : size;
   pl->item = (size_t)pl->c * pl->h * pl->w;
   pl->total = pl->item * p->batch;
+  if (p->start_step < 0 || p->start_step >= pl->n_run ||
+      (p->start_step > 0 && !p->start_x)) {
+    g_set_error(err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
+                p->start_x || p->start_step <= 0
+                  ? "start_step = %d out of range 0..%d (the run has %d steps)"
+                  : "start_step = %d needs start_x (range 0..%d, %d steps)",
+                p->start_step, pl->n_run - 1, pl->n_run);
+    g_free(pl->ts);
+    return false;
+  }
+  if (p->stop_step < 0 || p->stop_step > pl->n_run ||
+      (p->stop_step > 0 && p->stop_step <= p->start_step)) {
+    g_set_error(err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
+                "stop_step = %d out of range %d..%d", p->stop_step,
+                p->start_step + 1, pl->n_run);
+    g_free(pl->ts);
+    return false;
+  }
   ptrdiff_t bad_init = p->init ? first_non_finite(p->init, pl->total) : -1;
   ptrdiff_t bad_mask = p->mask ? first_non_finite(p->mask, (size_t)pl->h * pl->w) : -1;
-  if (bad_init >= 0 || bad_mask >= 0) {
+  ptrdiff_t bad_start = p->start_x ? first_non_finite(p->start_x, pl->total) : -1;
+  if (bad_init >= 0 || bad_mask >= 0 || bad_start >= 0) {
     g_set_error(err, DDPM_ERROR, DDPM_ERROR_NUMERIC,
                 "the %s holds NaN or Inf (value %td)",
-                bad_init >= 0 ? "input image" : "mask",
-                bad_init >= 0 ? bad_init : bad_mask);
+                bad_init >= 0 ? "input image" : bad_mask >= 0 ? "mask" : "start sample",
+                bad_init >= 0 ? bad_init : bad_mask >= 0 ? bad_mask : bad_start);
     g_free(pl->ts);
     return false;
   }
@@ -139,6 +158,18 @@ int ddpm_sample_steps_run(ddpm_model *m, const ddpm_sample_params *p,
   if (!make_plan(m, p, &pl, err)) return -1;
   g_free(pl.ts);
   return pl.n_run;
+}
+
+bool ddpm_sample_timesteps(ddpm_model *m, int steps, int *ts, GError **err) {
+  g_return_val_if_fail(m && ts, false);
+  const ddpm_schedule *s = ddpm_model_schedule(m);
+  if (!ddpm_schedule_timesteps(s, steps, ts)) {
+    g_set_error(err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
+                "steps = %d out of range 1..%d (num_train_timesteps)", steps,
+                s->num_train_timesteps);
+    return false;
+  }
+  return true;
 }
 
 /* Noise from the injected array or the generator: one batch worth. */
@@ -315,7 +346,9 @@ bool ddpm_sample(ddpm_model *m, const ddpm_sample_params *p, float *out,
   bool ok = true;
 
   /* The starting sample, made on the host once. */
-  if (denoise) {
+  if (p->start_x) {
+    memcpy(x, p->start_x, n * sizeof(float));
+  } else if (denoise) {
     float a = sqrtf(s->alphas_cumprod[pl.ts[pl.first]]);
     for (size_t i = 0; i < n; i++) x[i] = a * p->init[i];
   } else if (p->init) {
@@ -328,7 +361,8 @@ bool ddpm_sample(ddpm_model *m, const ddpm_sample_params *p, float *out,
        (!masked || (graph_upload(st.g, st.init, p->init, err) &&
                     graph_upload(st.g, st.mask, p->mask, err)));
 
-  for (int k = 0; k < pl.n_run && ok; k++) {
+  int end = p->stop_step > 0 ? p->stop_step : pl.n_run;
+  for (int k = p->start_step; k < end && ok; k++) {
     int t = pl.ts[pl.first + k];
     int prev = ddpm_schedule_prev(s, pl.steps, t);
     bool last = k == pl.n_run - 1;
@@ -371,7 +405,7 @@ bool ddpm_sample(ddpm_model *m, const ddpm_sample_params *p, float *out,
     }
     if (!ok) break;
     bool preview = p->progress && p->preview_every > 0 &&
-                   ((k + 1) % p->preview_every == 0 || last);
+                   ((k + 1) % p->preview_every == 0 || k == end - 1);
     if (preview || p->trajectory || (last && denoise && p->mask))
       ok = graph_download(st.g, st.x, x, err);
     if (ok && last && denoise && p->mask) {

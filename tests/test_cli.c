@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
 
 #include "golden.h"
 #include "png_io.h"
@@ -189,6 +190,152 @@ static void test_bad_input(void) {
   g_free(junk); g_free(in); g_free(small); g_free(o); g_free(dir);
 }
 
+
+/* generate --stop-at/--save-state, then --resume: bit-identical to the
+ * uninterrupted run with the same seed, different with another. */
+static void test_resume(void) {
+  char *dir = golden_path("tiny");
+  if (!dir) return;
+  char *full = tmp("full.png"), *res = tmp("resumed.png"), *branch = tmp("branch.png");
+  char *s10 = tmp("s10.safetensors"), *s15a = tmp("s15a.safetensors"),
+       *s15b = tmp("s15b.safetensors");
+  char *out = NULL, *err = NULL;
+#define RUN(...) do { int rc_ = run_cli(&out, &err, __VA_ARGS__, NULL); \
+    if (rc_) g_printerr("%s", err); \
+    g_assert_cmpint(rc_, ==, 0); \
+    g_clear_pointer(&out, g_free); g_clear_pointer(&err, g_free); } while (0)
+  RUN("generate", dir, "-n", "2", "--steps", "20", "--seed", "11", "-o", full);
+  /* Uninterrupted to step 15 vs. stopped at 10 and resumed to 15: the saved
+   * states (x_t as float32 and all metadata) must be the same bytes. */
+  RUN("generate", dir, "-n", "2", "--steps", "20", "--seed", "11",
+      "--stop-at", "15", "--save-state", s15a);
+  RUN("generate", dir, "-n", "2", "--steps", "20", "--seed", "11",
+      "--stop-at", "10", "--save-state", s10);
+  RUN("generate", "--resume", s10, "--stop-at", "15", "--save-state", s15b);
+  RUN("generate", "--resume", s10, "-o", res);
+  RUN("generate", "--resume", s10, "--seed", "12", "-o", branch);
+#undef RUN
+  gchar *a, *b;
+  gsize na, nb;
+  g_assert_true(g_file_get_contents(s15a, &a, &na, NULL));
+  g_assert_true(g_file_get_contents(s15b, &b, &nb, NULL));
+  g_assert_cmpmem(a, na, b, nb);
+  g_free(a); g_free(b);
+  g_assert_true(g_file_get_contents(full, &a, &na, NULL));
+  g_assert_true(g_file_get_contents(res, &b, &nb, NULL));
+  g_assert_cmpmem(a, na, b, nb);
+  g_free(b);
+  g_assert_true(g_file_get_contents(branch, &b, &nb, NULL));
+  g_assert_false(na == nb && memcmp(a, b, na) == 0);
+  g_free(a); g_free(b);
+  g_free(full); g_free(res); g_free(branch); g_free(s10); g_free(s15a);
+  g_free(s15b); g_free(dir);
+}
+
+/* A copy of the state file `src` with metadata field `key` set to `value`
+ * (NULL: removed), or with the tensor's dtype/shape header replaced by
+ * `tensor_json`, or its first float set to `first`. */
+static char *edit_state(const char *src, const char *name, const char *key,
+                        const char *value, const char *tensor_json, float first) {
+  gchar *data;
+  gsize n;
+  g_assert_true(g_file_get_contents(src, &data, &n, NULL));
+  uint64_t hl = 0;
+  for (int i = 0; i < 8; i++) hl |= (uint64_t)(guint8)data[i] << (8 * i);
+  JsonParser *p = json_parser_new();
+  g_assert_true(json_parser_load_from_data(p, data + 8, (gssize)hl, NULL));
+  JsonObject *root = json_node_get_object(json_parser_get_root(p));
+  JsonObject *meta = json_object_get_object_member(root, "__metadata__");
+  if (key && value) json_object_set_string_member(meta, key, value);
+  else if (key) json_object_remove_member(meta, key);
+  if (tensor_json) {
+    JsonParser *tp = json_parser_new();
+    g_assert_true(json_parser_load_from_data(tp, tensor_json, -1, NULL));
+    json_object_set_member(root, "x_t", json_node_copy(json_parser_get_root(tp)));
+    g_object_unref(tp);
+  }
+  JsonGenerator *gen = json_generator_new();
+  json_generator_set_root(gen, json_parser_get_root(p));
+  gsize nh;
+  char *h = json_generator_to_data(gen, &nh);
+  GByteArray *out = g_byte_array_new();
+  guint8 len8[8];
+  for (int i = 0; i < 8; i++) len8[i] = (guint8)((uint64_t)nh >> (8 * i));
+  g_byte_array_append(out, len8, 8);
+  g_byte_array_append(out, (guint8 *)h, (guint)nh);
+  size_t body = out->len;
+  g_byte_array_append(out, (guint8 *)data + 8 + hl, (guint)(n - 8 - hl));
+  if (!isnan(first)) memcpy(out->data + body, &first, 4);
+  char *path = tmp(name);
+  g_assert_true(g_file_set_contents(path, (char *)out->data, out->len, NULL));
+  g_byte_array_unref(out);
+  g_free(h);
+  g_object_unref(gen);
+  g_object_unref(p);
+  g_free(data);
+  return path;
+}
+
+/* Hostile state files: every bad field is named in one line. */
+static void test_bad_state(void) {
+  char *dir = golden_path("tiny");
+  if (!dir) return;
+  char *good = tmp("good.safetensors"), *o = tmp("x.png");
+  char *out = NULL, *err = NULL;
+  int rc = run_cli(&out, &err, "generate", dir, "--steps", "10", "--seed", "3",
+                   "--stop-at", "4", "--save-state", good, NULL);
+  if (rc) g_printerr("%s", err);
+  g_assert_cmpint(rc, ==, 0);
+  g_free(out); g_free(err);
+  static const struct {
+    const char *key, *value, *tensor, *needle;
+  } cases[] = {
+    {"format", "something-else", NULL, "'format'"},
+    {"version", "2", NULL, "'version' = 2"},
+    {"version", "x", NULL, "'version'"},
+    {"seed", NULL, NULL, "'seed' is missing"},
+    {"seed", "-1", NULL, "'seed'"},
+    {"step", "10", NULL, "'step'"},
+    {"step", "5", NULL, "'t' = 500"},
+    {"steps", "0", NULL, "'steps'"},
+    {"steps", "20", NULL, "'timesteps'"},
+    {"timesteps", "[1,2]", NULL, "'timesteps'"},
+    {"sampler", "euler", NULL, "'sampler'"},
+    {"eta", "nan", NULL, "'eta'"},
+    {"eta", "2", NULL, "'eta'"},
+    {"batch", "2", NULL, "tensor 'x_t'"},
+    {"height", "99999", NULL, "'height'"},
+    {"model", "/nonexistent", NULL, "/nonexistent"},
+    {NULL, NULL, "{\"dtype\":\"F16\",\"shape\":[1,3,16,32],\"data_offsets\":[0,3072]}",
+     "tensor 'x_t' must be F32"},
+    {NULL, NULL, "{\"dtype\":\"F32\",\"shape\":[1,3,8,32],\"data_offsets\":[0,3072]}",
+     "tensor 'x_t' must be F32"},
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+    char *bad = edit_state(good, "bad.safetensors", cases[i].key, cases[i].value,
+                           cases[i].tensor, NAN);
+    expect_fail(cases[i].needle, "generate", "--resume", bad, "-o", o, NULL);
+    g_free(bad);
+  }
+  char *nan_x = edit_state(good, "nan.safetensors", NULL, NULL, NULL, INFINITY);
+  expect_fail("NaN or Inf", "generate", "--resume", nan_x, "-o", o, NULL);
+  /* A state made for another model (tiny_b: 1 channel, 24x24). */
+  char *other = golden_path("tiny_b");
+  expect_fail("the model samples 1 x 24x24", "generate", other, "--resume", good,
+              "-o", o, NULL);
+  char *junk = tmp("junk.safetensors");
+  g_assert_true(g_file_set_contents(junk, "\x10\0\0\0\0\0\0\0{}", 10, NULL));
+  expect_fail("junk.safetensors", "generate", "--resume", junk, "-o", o, NULL);
+  expect_fail("--stop-at and --save-state go together", "generate", dir,
+              "--stop-at", "3", "-o", o, NULL);
+  expect_fail("--resume: --steps comes from the state file", "generate",
+              "--resume", good, "--steps", "5", "-o", o, NULL);
+  expect_fail("--stop-at 4 out of range 5..9", "generate", "--resume", good,
+              "--stop-at", "4", "--save-state", junk, NULL);
+  g_free(nan_x); g_free(other); g_free(junk);
+  g_free(good); g_free(o); g_free(dir);
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   if (!g_getenv("DDPM_CLI")) return 77;
@@ -197,6 +344,8 @@ int main(int argc, char **argv) {
   g_test_add_func("/cli/png_mask", test_png_mask);
   g_test_add_func("/cli/denoise_estimate", test_denoise_estimate);
   g_test_add_func("/cli/bad_input", test_bad_input);
+  g_test_add_func("/cli/resume", test_resume);
+  g_test_add_func("/cli/bad_state", test_bad_state);
   int rc = g_test_run();
   GDir *d = g_dir_open(tmpdir, 0, NULL);
   for (const char *name; d && (name = g_dir_read_name(d));) {

@@ -192,6 +192,19 @@ typedef struct {
   const float *noise_steps;
   const float *noise_known;
 
+  /* Stopping and resuming (the CLI's state files).  `start_step` > 0 skips
+   * the run's first start_step steps and takes `start_x` [batch, C, H, W] as
+   * the sample after them (start_x with start_step 0 replaces the starting
+   * sample).  The noise a step adds depends only on the seed, the step's
+   * index in the run and the value's index, so resuming with the seed of
+   * the interrupted run reproduces the uninterrupted run bit for bit; another
+   * seed branches from there.  `stop_step` > 0 stops after that many steps of
+   * the run (skipped ones included) and returns that intermediate sample in
+   * `out`; 0 runs to the end. */
+  int start_step;
+  const float *start_x;
+  int stop_step;
+
   ddpm_progress_fn progress;
   void *user;
   int preview_every; /* 0: no previews; k: x_t and x0_pred every k steps and at the end */
@@ -200,9 +213,15 @@ typedef struct {
 
 ddpm_sample_params ddpm_sample_default_params(void);
 
-/* Number of reverse steps a run with these parameters takes. */
+/* Number of reverse steps a run with these parameters takes (all of them:
+ * start_step and stop_step do not change it). */
 int ddpm_sample_steps_run(ddpm_model *model, const ddpm_sample_params *p,
                           GError **err);
+
+/* The timesteps of the scheduler's `steps`-step grid in the order a run
+ * denoises them, into ts[steps]; false with *err set when steps is out of
+ * range. */
+bool ddpm_sample_timesteps(ddpm_model *model, int steps, int *ts, GError **err);
 
 /* Runs the reverse process; out receives the final sample [batch, C, H, W]
  * in the model's [-1, 1] space. */
