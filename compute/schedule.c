@@ -4,6 +4,7 @@
 #include <json-glib/json-glib.h>
 
 #include "ddpm/ddpm.h"
+#include "model/json.h"
 #include "schedule.h"
 
 void ddpm_schedule_clear(ddpm_schedule *s) {
@@ -134,13 +135,12 @@ bool ddpm_schedule_parse(const char *json, size_t len, const char *source,
   static const char *const predictions[] = {"epsilon", "sample", "v_prediction", NULL};
   static const char *const spacings[] = {"leading", "trailing", "linspace", NULL};
   memset(s, 0, sizeof *s);
-  JsonParser *p = json_parser_new_immutable();
   GError *je = NULL;
-  if (!json_parser_load_from_data(p, json, (gssize)len, &je)) {
+  JsonParser *p = ddpm_json_parse(json, len, &je);
+  if (!p) {
     g_set_error(err, DDPM_ERROR, DDPM_ERROR_FORMAT, "%s: invalid JSON: %s",
                 source, je->message);
     g_error_free(je);
-    g_object_unref(p);
     return false;
   }
   JsonNode *root = json_parser_get_root(p);
@@ -154,6 +154,7 @@ bool ddpm_schedule_parse(const char *json, size_t len, const char *source,
   if (r.ok && (T != floor(T) || T < 2 || T > DDPM_MAX_TRAIN_STEPS))
     bad(&r, DDPM_ERROR_UNSUPPORTED, "num_train_timesteps = %g out of range 2..%d",
         T, DDPM_MAX_TRAIN_STEPS);
+  if (!r.ok) T = 1000; /* (int) of an out-of-range double is undefined */
   s->num_train_timesteps = (int)T;
   float b0 = (float)num(&r, "beta_start", 1e-4), b1 = (float)num(&r, "beta_end", 0.02);
   int sched = choice(&r, "beta_schedule", "linear", schedules);
@@ -162,11 +163,13 @@ bool ddpm_schedule_parse(const char *json, size_t len, const char *source,
   s->spacing = choice(&r, "timestep_spacing", "leading", spacings);
   s->clip_sample = boolean(&r, "clip_sample", true);
   s->clip_sample_range = (float)num(&r, "clip_sample_range", 1.0);
+  if (r.ok && !(s->clip_sample_range > 0 && isfinite(s->clip_sample_range)))
+    bad(&r, DDPM_ERROR_UNSUPPORTED, "clip_sample_range must be finite and > 0");
   s->set_alpha_to_one = boolean(&r, "set_alpha_to_one", true);
   double off = num(&r, "steps_offset", 0);
   if (r.ok && (off != floor(off) || off < 0 || off >= T))
     bad(&r, DDPM_ERROR_UNSUPPORTED, "steps_offset = %g out of range", off);
-  s->steps_offset = (int)off;
+  s->steps_offset = r.ok ? (int)off : 0;
   if (boolean(&r, "thresholding", false))
     bad(&r, DDPM_ERROR_UNSUPPORTED, "thresholding = true is not supported");
   if (boolean(&r, "rescale_betas_zero_snr", false))

@@ -37,9 +37,10 @@ void wstore_free(wstore *ws) {
   g_free(ws);
 }
 
-float *wstore_add(wstore *ws, const char *name, uint64_t count, gweight *out) {
-  g_return_val_if_fail(!ws->uploaded, NULL);
-  entry e = {.count = count, .host = g_new0(float, count ? count : 1),
+static float *add(wstore *ws, const char *name, uint64_t count, bool filled,
+                  gweight *out) {
+  entry e = {.count = count,
+             .host = filled ? g_new0(float, count ? count : 1) : NULL,
              .offset = ws->bytes};
   ws->bytes += vk_align(MAX(count, 1) * sizeof(float));
   ws->params += count;
@@ -48,6 +49,18 @@ float *wstore_add(wstore *ws, const char *name, uint64_t count, gweight *out) {
   if (name) g_hash_table_insert(ws->by_name, g_strdup(name), GINT_TO_POINTER(id + 1));
   *out = (gweight){id, count};
   return e.host;
+}
+
+float *wstore_add(wstore *ws, const char *name, uint64_t count, gweight *out) {
+  g_return_val_if_fail(!ws->uploaded, NULL);
+  return add(ws, name, count, true, out);
+}
+
+gweight wstore_add_unfilled(wstore *ws, const char *name, uint64_t count) {
+  gweight w = {-1, 0};
+  g_return_val_if_fail(!ws->uploaded, w);
+  add(ws, name, count, false, &w);
+  return w;
 }
 
 bool wstore_find(const wstore *ws, const char *name, gweight *out) {
@@ -81,7 +94,7 @@ bool wstore_upload(wstore *ws, GError **err) {
       uint64_t wb = e->offset, we = e->offset + e->count * sizeof(float);
       if (wb >= pos + len) break;
       uint64_t b = MAX(wb, pos), end = MIN(we, pos + len);
-      if (end > b) memcpy(dst + (b - pos), (uint8_t *)e->host + (b - wb), end - b);
+      if (end > b && e->host) memcpy(dst + (b - pos), (uint8_t *)e->host + (b - wb), end - b);
       if (we > pos + len) break; /* continues in the next chunk */
       i++;
     }

@@ -19,6 +19,10 @@ void wstore_free(wstore *ws);
 /* A new array of `count` floats; fill the returned host pointer before the
  * upload.  `name` (may be NULL) lets later graphs find it with wstore_find. */
 float *wstore_add(wstore *ws, const char *name, uint64_t count, gweight *out);
+/* The same without host memory: a stand-in for a weight that could not be
+ * read (the model fails to load then), so that a file whose config asks for
+ * gigabytes does not make us allocate them.  Uploads as zeros. */
+gweight wstore_add_unfilled(wstore *ws, const char *name, uint64_t count);
 bool wstore_find(const wstore *ws, const char *name, gweight *out);
 
 /* Uploads what is not on the device yet and frees the host copies. */

@@ -3,6 +3,7 @@
 #include <png.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <glib/gstdio.h>
@@ -125,6 +126,7 @@ bool png_read_float(const char *path, png_image_f *img, GError **err) {
                                            on_png_error, on_png_warning);
   png_infop info = png ? png_create_info_struct(png) : NULL;
   uint16_t *volatile rows = NULL;
+  png_bytep *volatile rp = NULL; /* freed below: libpng may longjmp out */
   volatile bool ok = png && info;
   if (ok && setjmp(png_jmpbuf(png))) {
     ok = false;
@@ -137,9 +139,19 @@ bool png_read_float(const char *path, png_image_f *img, GError **err) {
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
     int depth = png_get_bit_depth(png, info), type = png_get_color_type(png, info);
+    /* Deflate expands at most 1032:1, so a file that cannot hold the
+     * image's pixels is refused before the rows are allocated. */
+    GStatBuf st;
+    uint64_t file_bytes = fstat(fileno(fp), &st) == 0 ? (uint64_t)st.st_size : 0;
+    uint64_t raw_bytes = (uint64_t)h * png_get_rowbytes(png, info);
     if ((size_t)w * h > MAX_PIXELS) {
       g_set_error(err, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
                   "%s: %ux%u is larger than supported", path, w, h);
+      ok = false;
+    } else if (raw_bytes > 1032 * file_bytes + 65536) {
+      g_set_error(err, DDPM_ERROR, DDPM_ERROR_FORMAT,
+                  "%s: corrupt PNG (%ux%u pixels cannot fit in %" G_GUINT64_FORMAT
+                  " bytes; truncated?)", path, w, h, file_bytes);
       ok = false;
     } else {
       /* Everything to 16-bit grey/RGB (+ alpha), host byte order. */
@@ -153,10 +165,9 @@ bool png_read_float(const char *path, png_image_f *img, GError **err) {
       bool has_alpha = ch == 2 || ch == 4;
       int c = has_alpha ? ch - 1 : ch;
       rows = g_new(uint16_t, (size_t)w * h * ch);
-      png_bytep *rp = g_new(png_bytep, h);
+      rp = g_new(png_bytep, h);
       for (png_uint_32 y = 0; y < h; y++) rp[y] = (png_bytep)(rows + (size_t)y * w * ch);
       png_read_image(png, rp);
-      g_free(rp);
       img->c = c, img->h = (int)h, img->w = (int)w, img->bit_depth = depth <= 8 ? 8 : 16;
       img->data = g_new(float, (size_t)c * w * h);
       if (has_alpha) img->alpha = g_new(float, (size_t)w * h);
@@ -168,6 +179,7 @@ bool png_read_float(const char *path, png_image_f *img, GError **err) {
     }
   }
   g_free(rows);
+  g_free(rp);
   if (png) png_destroy_read_struct(&png, info ? &info : NULL, NULL);
   fclose(fp);
   if (!ok) {

@@ -1,11 +1,13 @@
 /* UNet2DModel config.json reader.  Defaults are diffusers' own (0.31); a
  * value this engine does not implement is an error naming field and value. */
+#include <math.h>
 #include <string.h>
 
 #include <json-glib/json-glib.h>
 
 #include "ddpm/ddpm.h"
 #include "model/config.h"
+#include "model/json.h"
 
 typedef struct {
   JsonObject *obj;
@@ -225,6 +227,8 @@ static void read_config(reader *r, ddpm_unet_config *c) {
   c->center_input_sample = get_bool(r, "center_input_sample", false);
   expect_string(r, "time_embedding_type", "positional", positional);
   c->freq_shift = (float)get_number(r, "freq_shift", 0);
+  if (r->ok && !isfinite(c->freq_shift))
+    fail(r, DDPM_ERROR_UNSUPPORTED, "freq_shift must be finite");
   c->flip_sin_to_cos = get_bool(r, "flip_sin_to_cos", true);
 
   bool down_attn[DDPM_MAX_LEVELS], up_attn[DDPM_MAX_LEVELS];
@@ -267,13 +271,22 @@ static void read_config(reader *r, ddpm_unet_config *c) {
          c->n_levels);
     return;
   }
+  int mult = 1 << (c->n_levels - 1);
+  if (c->sample_size % mult || c->sample_size > 16384) {
+    fail(r, DDPM_ERROR_UNSUPPORTED, "sample_size = %d is not a multiple of %d "
+         "(the model has %d levels) up to 16384", c->sample_size, mult,
+         c->n_levels);
+    return;
+  }
   memcpy(c->down_attn, down_attn, sizeof down_attn);
   memcpy(c->up_attn, up_attn, sizeof up_attn);
 
   c->layers_per_block = get_int(r, "layers_per_block", 2, 1, 16);
   c->mid_block_scale_factor = (float)get_number(r, "mid_block_scale_factor", 1);
-  if (r->ok && !(c->mid_block_scale_factor > 0))
-    fail(r, DDPM_ERROR_UNSUPPORTED, "mid_block_scale_factor must be > 0");
+  if (r->ok && !(c->mid_block_scale_factor > 0 &&
+                 isfinite(c->mid_block_scale_factor)))
+    fail(r, DDPM_ERROR_UNSUPPORTED, "mid_block_scale_factor must be finite "
+         "and > 0");
   c->downsample_padding = get_int(r, "downsample_padding", 1, 0, 8);
   expect_string(r, "downsample_type", "conv", conv);
   expect_string(r, "upsample_type", "conv", conv);
@@ -297,13 +310,12 @@ static void read_config(reader *r, ddpm_unet_config *c) {
 bool ddpm_unet_config_parse(const char *json, size_t len, const char *source,
                             ddpm_unet_config *cfg, GError **err) {
   memset(cfg, 0, sizeof *cfg);
-  JsonParser *parser = json_parser_new_immutable();
   GError *jerr = NULL;
-  if (!json_parser_load_from_data(parser, json, (gssize)len, &jerr)) {
+  JsonParser *parser = ddpm_json_parse(json, len, &jerr);
+  if (!parser) {
     g_set_error(err, DDPM_ERROR, DDPM_ERROR_FORMAT, "%s: invalid JSON: %s",
                 source, jerr->message);
     g_error_free(jerr);
-    g_object_unref(parser);
     return false;
   }
   JsonNode *root = json_parser_get_root(parser);

@@ -7,6 +7,7 @@
 #include <json-glib/json-glib.h>
 
 #include "ddpm/ddpm.h"
+#include "model/json.h"
 
 #ifndef DDPM_MODEL_DATADIR
 #define DDPM_MODEL_DATADIR "/usr/local/share/gimp-ddpm/models"
@@ -35,16 +36,16 @@ static bool is_unet_folder(const char *folder) {
   GStatBuf st;
   if (g_stat(path, &st) == 0 && st.st_size < (1 << 20) &&
       g_file_get_contents(path, &text, &len, NULL)) {
-    JsonParser *parser = json_parser_new();
-    if (json_parser_load_from_data(parser, text, (gssize)len, NULL)) {
+    JsonParser *parser = ddpm_json_parse(text, len, NULL);
+    if (parser) {
       JsonNode *root = json_parser_get_root(parser);
       JsonNode *cls = root && JSON_NODE_HOLDS_OBJECT(root)
         ? json_object_get_member(json_node_get_object(root), "_class_name") : NULL;
       ok = cls && JSON_NODE_HOLDS_VALUE(cls) &&
            json_node_get_value_type(cls) == G_TYPE_STRING &&
            strcmp(json_node_get_string(cls), "UNet2DModel") == 0;
+      g_object_unref(parser);
     }
-    g_object_unref(parser);
   }
   g_free(text);
   g_free(path);

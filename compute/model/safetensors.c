@@ -7,6 +7,7 @@
 #include <json-glib/json-glib.h>
 
 #include "ddpm/ddpm.h"
+#include "model/json.h"
 #include "model/safetensors.h"
 
 #define MAX_HEADER ((uint64_t)100 << 20)
@@ -157,19 +158,35 @@ static bool parse_entry(st_file *f, const char *name, JsonNode *node,
 
 static int cmp_offset(gconstpointer a, gconstpointer b) {
   const st_tensor *x = *(st_tensor *const *)a, *y = *(st_tensor *const *)b;
-  return x->offset < y->offset ? -1 : x->offset > y->offset;
+  if (x->offset != y->offset) return x->offset < y->offset ? -1 : 1;
+  return x->nbytes < y->nbytes ? -1 : x->nbytes > y->nbytes;
 }
 
-static bool check_overlaps(st_file *f, GError **err) {
+/* As the reference reader (safetensors' validate): the tensors tile the data
+ * section exactly, without overlaps, gaps or bytes left over; a header length
+ * off by a few bytes would otherwise shift every tensor. */
+static bool check_layout(st_file *f, GError **err) {
   GPtrArray *sorted = g_ptr_array_copy(f->tensors, NULL, NULL);
   g_ptr_array_set_free_func(sorted, NULL); /* the copy borrows */
   g_ptr_array_sort(sorted, cmp_offset);
   bool ok = true;
-  for (guint i = 1; i < sorted->len && ok; i++) {
-    const st_tensor *a = sorted->pdata[i - 1], *b = sorted->pdata[i];
-    if (a->nbytes && b->nbytes && a->offset + a->nbytes > b->offset)
-      ok = bad(err, f->path, "tensors '%s' and '%s' overlap", a->name, b->name);
+  uint64_t end = 0;
+  const st_tensor *prev = NULL;
+  for (guint i = 0; i < sorted->len && ok; i++) {
+    const st_tensor *t = sorted->pdata[i];
+    if (t->offset < end)
+      ok = bad(err, f->path, "tensors '%s' and '%s' overlap", prev->name,
+               t->name);
+    else if (t->offset > end)
+      ok = bad(err, f->path, "gap of %" G_GUINT64_FORMAT " bytes in the data "
+               "before tensor '%s' (data_offsets begin %" G_GUINT64_FORMAT
+               "; header length wrong?)", t->offset - end, t->name, t->offset);
+    end = t->offset + t->nbytes;
+    prev = t;
   }
+  if (ok && end != f->data_size)
+    ok = bad(err, f->path, "%" G_GUINT64_FORMAT " bytes of data after the last "
+             "tensor (header length wrong or file damaged?)", f->data_size - end);
   g_ptr_array_free(sorted, TRUE);
   return ok;
 }
@@ -192,13 +209,11 @@ static st_file *parse(st_file *f, const uint8_t *bytes, uint64_t size,
   f->data = bytes + 8 + hlen;
   f->data_size = size - 8 - hlen;
 
-  JsonParser *parser = json_parser_new_immutable();
   GError *jerr = NULL;
-  if (!json_parser_load_from_data(parser, (const char *)bytes + 8, (gssize)hlen,
-                                  &jerr)) {
+  JsonParser *parser = ddpm_json_parse((const char *)bytes + 8, hlen, &jerr);
+  if (!parser) {
     bad(err, f->path, "header is not valid JSON: %s", jerr->message);
     g_error_free(jerr);
-    g_object_unref(parser);
     goto fail;
   }
   JsonNode *root = json_parser_get_root(parser);
@@ -218,7 +233,7 @@ static st_file *parse(st_file *f, const uint8_t *bytes, uint64_t size,
   }
   g_list_free(members);
   g_object_unref(parser);
-  if (!ok || !check_overlaps(f, err)) goto fail;
+  if (!ok || !check_layout(f, err)) goto fail;
   for (guint i = 0; i < f->tensors->len; i++) {
     st_tensor *t = f->tensors->pdata[i];
     g_hash_table_insert(f->by_name, t->name, t);

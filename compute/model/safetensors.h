@@ -4,7 +4,8 @@
  * {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...,
  *  "__metadata__": {...}}, then the data section.  Offsets are relative to the
  * data section.  The reader maps the file and checks every offset, shape and
- * size against the file before anything is used. */
+ * size against the file before anything is used; the tensors must tile the
+ * data section exactly, as the reference reader requires. */
 #ifndef DDPM_SAFETENSORS_H
 #define DDPM_SAFETENSORS_H
 

@@ -137,8 +137,8 @@ gweight wmap_request(wmap *m, wstore *ws, const char *name, int ndim,
   uint64_t count = 1;
   for (int i = 0; i < ndim; i++) count *= (uint64_t)shape[i];
   gweight w;
-  float *dst = wstore_add(ws, name, count, &w);
   if (!m->file) {
+    float *dst = wstore_add(ws, name, count, &w);
     random_request(m, name, ndim, shape, dst, count);
     if (m->record) {
       st_out_tensor t = {.name = g_strdup(name), .dtype = ST_F32, .ndim = ndim,
@@ -154,7 +154,7 @@ gweight wmap_request(wmap *m, wstore *ws, const char *name, int ndim,
     char *s = shape_str(ndim, shape);
     g_ptr_array_add(m->problems, g_strdup_printf("missing tensor '%s' %s", name, s));
     g_free(s);
-    return w;
+    return wstore_add_unfilled(ws, name, count);
   }
   const st_tensor *t = value;
   g_hash_table_add(m->used, key);
@@ -167,8 +167,18 @@ gweight wmap_request(wmap *m, wstore *ws, const char *name, int ndim,
                                     t->name, got, want));
     g_free(want);
     g_free(got);
-    return w;
+    return wstore_add_unfilled(ws, name, count);
   }
+  if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16 &&
+      t->dtype != ST_F64) {
+    g_ptr_array_add(m->problems,
+                    g_strdup_printf("tensor '%s' has dtype %s, expected a "
+                                    "float type (F32, F16, BF16, F64)",
+                                    t->name, st_dtype_name(t->dtype)));
+    return wstore_add_unfilled(ws, name, count);
+  }
+  /* The shapes agree, so count == t->n_elements: bounded by the file. */
+  float *dst = wstore_add(ws, name, count, &w);
   GError *e = NULL;
   if (!st_read_f32(m->file, t, dst, &e)) {
     g_ptr_array_add(m->problems, g_strdup(e->message));
