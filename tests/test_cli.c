@@ -336,6 +336,37 @@ static void test_bad_state(void) {
   g_free(good); g_free(o); g_free(dir);
 }
 
+
+/* ddpm nll: an estimate with its standard error on two PNGs, and bad input
+ * (the numbers themselves are checked in test_nll.c). */
+static void test_nll(void) {
+  char *dir = golden_path("tiny");
+  if (!dir) return;
+  png_image_f im = {.c = 3, .h = 16, .w = 16, .bit_depth = 8};
+  im.data = g_new(float, 3 * 16 * 16);
+  for (int i = 0; i < 3 * 16 * 16; i++) im.data[i] = (float)((i * 37) % 256) / 127.5f - 1;
+  char *a = tmp("nll_a.png"), *b = tmp("nll_b.png"), *small = tmp("nll_small.png");
+  GError *e = NULL;
+  g_assert_true(png_write_float(a, &im, &e));
+  g_assert_true(png_write_float(b, &im, &e));
+  im.w = 8;
+  g_assert_true(png_write_float(small, &im, &e));
+  png_image_clear(&im);
+  char *out = NULL, *err = NULL;
+  int rc = run_cli(&out, &err, "nll", dir, a, b, "--timesteps", "4", "--seed", "3", NULL);
+  if (rc) g_printerr("%s", err);
+  g_assert_cmpint(rc, ==, 0);
+  g_assert_nonnull(strstr(out, "nll_a.png: "));
+  g_assert_nonnull(strstr(out, " +- "));
+  g_assert_nonnull(strstr(out, "mean of 2: "));
+  g_assert_nonnull(strstr(out, "4 U-Net evaluations per image"));
+  g_free(out); g_free(err);
+  expect_fail("the image is 8x16", "nll", dir, small, NULL);
+  expect_fail("timesteps = 2", "nll", dir, a, "--timesteps", "2", NULL);
+  expect_fail("give one or more IMAGE.png", "nll", dir, NULL);
+  g_free(a); g_free(b); g_free(small); g_free(dir);
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   if (!g_getenv("DDPM_CLI")) return 77;
@@ -346,6 +377,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/cli/bad_input", test_bad_input);
   g_test_add_func("/cli/resume", test_resume);
   g_test_add_func("/cli/bad_state", test_bad_state);
+  g_test_add_func("/cli/nll", test_nll);
   int rc = g_test_run();
   GDir *d = g_dir_open(tmpdir, 0, NULL);
   for (const char *name; d && (name = g_dir_read_name(d));) {

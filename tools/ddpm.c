@@ -6,6 +6,7 @@
  *   ddpm generate [MODEL] [-n N] [--steps S] [--sampler ddpm|ddim] ... -o OUT.png
  *   ddpm generate ... --stop-at STEP --save-state S.safetensors
  *   ddpm generate [MODEL] --resume S.safetensors [--seed K] -o OUT.png
+ *   ddpm nll [MODEL] IMAGE.png... [--timesteps K] [--seed S]
  *   ddpm sdedit [MODEL] IN.png [--mask M.png] [--strength S | --t0 T] ...
  *   ddpm denoise [MODEL] IN.png [--sigma S] ...
  *
@@ -53,6 +54,9 @@ static int usage(void) {
           "                                  re-imagine an image (or its masked part)\n"
           "  denoise [MODEL] IN.png [--sigma S] -o OUT.png\n"
           "                                  remove Gaussian noise (sigma estimated)\n"
+          "  nll [MODEL] IMAGE.png... [--timesteps K] [--seed S]\n"
+          "                                  variational bound in bits/dim (K < T:\n"
+          "                                  an estimate with its standard error)\n"
           "  sampling commands also take --noise N.safetensors, --trajectory\n"
           "  T.safetensors, --previews DIR --every K; see COMMAND --help\n"
           "MODEL: a diffusers folder, an org/name in the Hugging Face cache, or\n"
@@ -892,6 +896,116 @@ out:
   return rc;
 }
 
+
+/* ---- nll: the variational bound in bits/dim ------------------------------ */
+
+static bool on_nll_progress(const ddpm_progress *p, void *user) {
+  run_state *rs = user;
+  if (!rs->tty) return true;
+  double el = (g_get_monotonic_time() - rs->start) / 1e6;
+  double rate = p->step / (el > 0 ? el : 1e-9);
+  int width = 30, done = p->total ? width * p->step / p->total : width;
+  fprintf(stderr, "\r[%.*s%*s] %d/%d U-Net evaluations, %.1f/s ETA %.0fs ",
+          done, "##############################", width - done, "", p->step,
+          p->total, rate, (p->total - p->step) / (rate > 0 ? rate : 1));
+  if (p->step == p->total) fputc('\n', stderr);
+  return true;
+}
+
+static int cmd_nll(int argc, char **argv) {
+  int timesteps = 0, chunk = 0;
+  gint64 seed = 0;
+  GOptionEntry entries[] = {
+    {"timesteps", 0, 0, G_OPTION_ARG_INT, &timesteps,
+     "U-Net evaluations per image K (3..T; default all T: the exact bound)", "K"},
+    {"seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Seed of the noise and the timesteps (default 0)", "S"},
+    {"chunk", 0, 0, G_OPTION_ARG_INT, &chunk, "U-Net batch size (default 16)", "N"},
+    {NULL}};
+  GOptionContext *oc = g_option_context_new(
+    "[MODEL] IMAGE.png... - the variational bound (bits/dim) of 8-bit images");
+  g_option_context_add_main_entries(oc, entries, NULL);
+  GError *err = NULL;
+  int rc = 1;
+  char *model_dir = NULL;
+  ddpm_context *ctx = NULL;
+  ddpm_model *m = NULL;
+  float *x = NULL;
+  ddpm_nll_result *res = NULL;
+  if (!g_option_context_parse(oc, &argc, &argv, &err)) goto out;
+  /* MODEL is optional: a first argument that is not a file is the model. */
+  int first = 1;
+  const char *model_spec = NULL;
+  if (argc > 1 && !g_file_test(argv[1], G_FILE_TEST_IS_REGULAR)) model_spec = argv[first++];
+  int n = argc - first;
+  if (n < 1) {
+    g_set_error_literal(&err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
+                        "give one or more IMAGE.png; see ddpm nll --help");
+    goto out;
+  }
+  if (seed < 0) {
+    g_set_error_literal(&err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG, "--seed must be >= 0");
+    goto out;
+  }
+  if (!(model_dir = ddpm_resolve_model(model_spec, &err)) ||
+      !(ctx = open_context(&err)) || !(m = ddpm_model_load(ctx, model_dir, &err)))
+    goto out;
+  ddpm_model_info info;
+  ddpm_model_get_info(m, &info);
+  int size = info.sample_size > 0 ? info.sample_size : 32, c = info.in_channels;
+  size_t item = (size_t)c * size * size;
+  x = g_new(float, item * n);
+  for (int i = 0; i < n; i++) {
+    png_image_f img = {0};
+    const char *path = argv[first + i];
+    if (!png_read_float(path, &img, &err)) goto out;
+    if (img.w != size || img.h != size) {
+      g_set_error(&err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
+                  "%s: the image is %dx%d, the model's likelihood is for %dx%d",
+                  path, img.w, img.h, size, size);
+      png_image_clear(&img);
+      goto out;
+    }
+    ddpm_convert_channels(img.data, img.c, x + i * item, c, (size_t)size * size);
+    png_image_clear(&img);
+    /* The bound is for 8-bit data: back onto the 256 levels. */
+    for (size_t k = 0; k < item; k++) {
+      double v = nearbyint(((double)x[i * item + k] + 1.0) * 127.5);
+      x[i * item + k] = (float)(CLAMP(v, 0.0, 255.0) / 127.5 - 1.0);
+    }
+  }
+  ddpm_nll_params p = ddpm_nll_default_params();
+  p.timesteps = timesteps;
+  p.seed = (uint64_t)seed;
+  p.chunk = chunk;
+  run_state rs = {g_get_monotonic_time(), isatty(STDERR_FILENO), NULL, n, c, size, size, NULL};
+  p.progress = on_nll_progress;
+  p.user = &rs;
+  res = g_new0(ddpm_nll_result, n);
+  ddpm_nll_result mean;
+  if (!ddpm_nll(m, x, n, size, size, &p, res, &mean, NULL, &err)) goto out;
+  double secs = (g_get_monotonic_time() - rs.start) / 1e6;
+  bool exact = timesteps == 0 || (res[0].se == 0 && res[0].n_terms <= timesteps);
+  for (int i = 0; i < n; i++) {
+    printf("%s: %.4f", argv[first + i], res[i].bpd);
+    if (!exact) printf(" +- %.4f", res[i].se);
+    printf(" bits/dim (prior %.5f, decoder %.4f)\n", res[i].prior, res[i].decoder);
+  }
+  printf("mean of %d: %.4f", n, mean.bpd);
+  if (!exact) printf(" +- %.4f", mean.se);
+  printf(" bits/dim, %s, %d U-Net evaluations per image, seed %" G_GINT64_FORMAT
+         ", %.1f s\n", exact ? "all timesteps" : "estimate", res[0].n_terms, seed, secs);
+  rc = 0;
+out:
+  if (rc) fail(err);
+  g_free(model_dir);
+  g_free(x);
+  g_free(res);
+  ddpm_model_free(m);
+  ddpm_context_free(ctx);
+  g_option_context_free(oc);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   int i = 1;
   while (i < argc && argv[i][0] == '-') {
@@ -912,6 +1026,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "generate")) return cmd_sample(MODE_GENERATE, argc - i + 1, argv + i - 1);
   if (!strcmp(cmd, "sdedit")) return cmd_sample(MODE_SDEDIT, argc - i + 1, argv + i - 1);
   if (!strcmp(cmd, "denoise")) return cmd_sample(MODE_DENOISE, argc - i + 1, argv + i - 1);
+  if (!strcmp(cmd, "nll")) return cmd_nll(argc - i + 1, argv + i - 1);
   if (!strcmp(cmd, "info") && i + 1 == argc) return cmd_info(argv[i]);
   if (!strcmp(cmd, "eps") && i < argc) {
     const char *dir = argv[i++], *in = NULL, *out = NULL;

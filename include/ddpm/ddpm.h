@@ -239,6 +239,50 @@ int ddpm_denoise_start_timestep(ddpm_model *model, int steps, float sigma);
  * (Philox4x32-10 + Box-Muller): value `index` of stream `stream` for `seed`. */
 float ddpm_noise(uint64_t seed, uint32_t stream, uint64_t index);
 
+/* ---- likelihood ----------------------------------------------------------- */
+
+/* The variational bound on -log p(x0) of Ho et al. 2020 (eq. 5, Table 2) in
+ * bits per dimension: the prior term KL(q(x_T|x0) || N(0, I)), the T - 1
+ * Gaussian KL terms KL(q(x_{t-1}|x_t, x0) || p(x_{t-1}|x_t)) with p's
+ * variance as the scheduler's variance_type says (fixed_small: beta~_t,
+ * fixed_large: beta_t), and the discretized Gaussian decoder
+ * -log p(x0|x_1) over 256 bins (8-bit data; outer bins reach +-inf).
+ * compute/likelihood.c has the details. */
+typedef struct {
+  /* U-Net evaluations per image, K.  0 (or >= T): all T terms, the bound
+   * itself (up to the single draw of x_t per term).  3 <= K < T: an unbiased
+   * estimate: the decoder term plus K - 1 of the T - 1 KL terms drawn
+   * uniformly without replacement (the same for every image), their sum
+   * scaled by (T - 1) / (K - 1), with a standard error. */
+  int timesteps;
+  /* x_t of image b at timestep t uses ddpm_noise(seed + b, t, i); the seed
+   * also picks the timesteps when K < T. */
+  uint64_t seed;
+  int chunk; /* U-Net batch: (image, t) pairs per forward; 0: 16 */
+  ddpm_progress_fn progress; /* step/total count evaluations; x_t is NULL */
+  void *user;
+} ddpm_nll_params;
+
+typedef struct {
+  double bpd;      /* the bound (or its estimate), bits/dim */
+  double se;       /* standard error of the estimate; 0 with all T terms */
+  double prior;    /* prior term L_T, bits/dim */
+  double decoder;  /* decoder term L_0, bits/dim */
+  int n_terms;     /* U-Net evaluations per image */
+} ddpm_nll_result;
+
+ddpm_nll_params ddpm_nll_default_params(void);
+
+/* Bound of each of `batch` images x0 [batch, C, H, W] (values in [-1, 1],
+ * k / 127.5 - 1 for 8-bit data) into res[batch]; `mean` (may be NULL) gets
+ * the batch average with its standard error; `terms` (may be NULL)
+ * [batch, T] receives each term in bits/dim by the model timestep t it
+ * evaluates (t = 0: the decoder, t >= 1: KL(q(x_{t-1}|..) || p(x_{t-1}|..)))
+ * and NaN for terms not evaluated. */
+bool ddpm_nll(ddpm_model *model, const float *x0, int batch, int height,
+              int width, const ddpm_nll_params *params, ddpm_nll_result *res,
+              ddpm_nll_result *mean, double *terms, GError **err);
+
 /* ---- images ------------------------------------------------------------- */
 
 /* Resamples planar float images src [c, sh, sw] into dst [c, dh, dw]: area
