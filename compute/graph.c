@@ -26,6 +26,7 @@ struct graph {
   vk_program program;
   VkQueryPool prof_pool; /* DDPM_PROFILE: a timestamp after each node */
   GHashTable *prof;      /* op name -> double[2]: milliseconds, dispatches */
+  int prof_runs;
 };
 
 #define TENSOR(g, i) (&g_array_index((g)->tensors, tensor_info, (i)))
@@ -34,6 +35,7 @@ struct graph {
 static void profile_report(graph *g);
 
 ddpm_context *graph_context(const graph *g) { return g->ctx; }
+wstore *graph_weights(const graph *g) { return g->weights; }
 
 graph *graph_new(ddpm_context *ctx, wstore *weights) {
   graph *g = g_new0(graph, 1);
@@ -193,6 +195,8 @@ uint64_t graph_device_bytes(const graph *g) {
 /* ---- profiling (DDPM_PROFILE=1): time per op kind, printed at graph_free -- */
 
 static void profile_collect(graph *g) {
+  /* The first run includes the driver's lazy shader compilation. */
+  if (g->prof_runs++ == 0) return;
   guint n = g->nodes->len + 1;
   uint64_t *ts = g_new(uint64_t, n);
   if (vkGetQueryPoolResults(g->ctx->device, g->prof_pool, 0, n, n * sizeof(uint64_t),
@@ -218,8 +222,9 @@ static void profile_report(graph *g) {
   g_hash_table_iter_init(&it, g->prof);
   while (g_hash_table_iter_next(&it, &k, &v)) {
     double *a = v;
-    g_printerr("profile: %-16s %9.1f ms %5.1f%% %6.0f dispatches\n", (char *)k, a[0],
-               100 * a[0] / MAX(total, 1e-9), a[1]);
+    int runs = MAX(g->prof_runs - 1, 1);
+    g_printerr("profile: %-16s %9.2f ms/run %5.1f%% %4.0f dispatches/run\n", (char *)k,
+               a[0] / runs, 100 * a[0] / MAX(total, 1e-9), a[1] / runs);
   }
   g_hash_table_destroy(g->prof);
   vkDestroyQueryPool(g->ctx->device, g->prof_pool, NULL);
@@ -228,9 +233,18 @@ static void profile_report(graph *g) {
 /* ---- recording ------------------------------------------------------------ */
 
 static vk_binding resolve(graph *g, gbind b) {
-  if (b.kind == GBIND_WEIGHT) return wstore_binding(g->weights, b.id);
-  tensor_info *t = TENSOR(g, b.id);
-  return (vk_binding){&g->arena, t->offset, MAX(t->count, 1) * sizeof(float)};
+  vk_binding vb;
+  if (b.kind == GBIND_WEIGHT) {
+    vb = wstore_binding(g->weights, b.id);
+  } else {
+    tensor_info *t = TENSOR(g, b.id);
+    vb = (vk_binding){&g->arena, t->offset, MAX(t->count, 1) * sizeof(float), 0};
+  }
+  if (b.texels) {
+    vb.texel_format = b.texels == 4 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
+    vb.range -= vb.range % (b.texels * sizeof(float));
+  }
+  return vb;
 }
 
 static bool record(graph *g, GError **err) {
@@ -250,8 +264,11 @@ static bool record(graph *g, GError **err) {
   vk_program_barrier(p);
   for (guint i = 0; i < g->nodes->len; i++) {
     gnode *nd = NODE(g, i);
+    uint32_t texel_mask = 0;
+    for (uint32_t b = 0; b < nd->n_bind; b++)
+      if (nd->bind[b].texels) texel_mask |= 1u << b;
     const vk_kernel *k = vk_kernel_get(ctx, nd->spirv, nd->spirv_size,
-                                       nd->n_bind, nd->push_size, nd->spec,
+                                       nd->n_bind, texel_mask, nd->push_size, nd->spec,
                                        nd->n_spec, err);
     if (!k) return false;
     vk_dispatch d = {.kernel = k};

@@ -18,15 +18,24 @@ static inline uint64_t gtensor_count(gtensor t) {
   return (uint64_t)t.n * t.c * t.h * t.w;
 }
 
-/* What a shader binding refers to. */
+/* What a shader binding refers to, and how it is read: as a storage buffer
+ * (float[]), or as a read-only samplerBuffer of float (texels 1) or vec4
+ * (texels 4) elements, much faster to gather from on lavapipe. */
 typedef enum { GBIND_TENSOR, GBIND_WEIGHT } gbind_kind;
 typedef struct {
   gbind_kind kind;
   int id;
+  int texels; /* 0: storage buffer; 1 or 4 floats per texel */
 } gbind;
 
-static inline gbind gb_tensor(gtensor t) { return (gbind){GBIND_TENSOR, t.id}; }
-static inline gbind gb_weight(gweight w) { return (gbind){GBIND_WEIGHT, w.id}; }
+static inline gbind gb_tensor(gtensor t) { return (gbind){GBIND_TENSOR, t.id, 0}; }
+static inline gbind gb_weight(gweight w) { return (gbind){GBIND_WEIGHT, w.id, 0}; }
+static inline gbind gb_tensor_texels(gtensor t) {
+  return (gbind){GBIND_TENSOR, t.id, 1};
+}
+static inline gbind gb_weight_texels(gweight w, int per_texel) {
+  return (gbind){GBIND_WEIGHT, w.id, per_texel};
+}
 
 /* One dispatch, as ops describe it. */
 typedef struct {
@@ -48,6 +57,7 @@ typedef struct graph graph;
 /* Weights come from `weights`, which must outlive the graph. */
 graph *graph_new(ddpm_context *ctx, wstore *weights);
 ddpm_context *graph_context(const graph *g);
+wstore *graph_weights(const graph *g);
 void graph_free(graph *g);
 
 /* A tensor written by the host before each run. */

@@ -5,7 +5,8 @@
 typedef struct {
   uint64_t count;
   float *host;
-  uint64_t offset;
+  uint64_t offset; /* set by the upload */
+  bool replaced;   /* by a derived copy: not uploaded */
 } entry;
 
 struct wstore {
@@ -40,8 +41,7 @@ void wstore_free(wstore *ws) {
 static float *add(wstore *ws, const char *name, uint64_t count, bool filled,
                   gweight *out) {
   entry e = {.count = count,
-             .host = filled ? g_new0(float, count ? count : 1) : NULL,
-             .offset = ws->bytes};
+             .host = filled ? g_new0(float, count ? count : 1) : NULL};
   ws->bytes += vk_align(MAX(count, 1) * sizeof(float));
   ws->params += count;
   g_array_append_val(ws->entries, e);
@@ -70,11 +70,42 @@ bool wstore_find(const wstore *ws, const char *name, gweight *out) {
   return true;
 }
 
+gweight wstore_derive(wstore *ws, gweight w, const char *tag, uint64_t count,
+                      wstore_fill_fn fill, const void *arg) {
+  char *key = g_strdup_printf("%d/%s", w.id, tag);
+  gweight d;
+  if (wstore_find(ws, key, &d)) {
+    g_free(key);
+    return d;
+  }
+  g_return_val_if_fail(!ws->uploaded, w);
+  /* A stand-in for a weight that could not be read stays one. */
+  bool filled = ENTRY(ws, w.id)->host != NULL;
+  float *dst = add(ws, NULL, count, filled, &d);
+  ws->params -= count; /* the same parameters, rearranged */
+  g_hash_table_insert(ws->by_name, key, GINT_TO_POINTER(d.id + 1));
+  entry *src = ENTRY(ws, w.id); /* after the add: the array may have moved */
+  if (filled) fill(src->host, dst, arg);
+  if (!src->replaced) {
+    src->replaced = true;
+    ws->bytes -= vk_align(MAX(src->count, 1) * sizeof(float));
+  }
+  return d;
+}
+
 /* Streams the weights image (each array at its offset, padding zero) through
  * a host-visible chunk into the device buffer. */
 bool wstore_upload(wstore *ws, GError **err) {
   if (ws->uploaded) return true;
   ddpm_context *ctx = ws->ctx;
+  uint64_t total = 0;
+  for (guint k = 0; k < ws->entries->len; k++) {
+    entry *e = ENTRY(ws, k);
+    if (e->replaced) continue;
+    e->offset = total;
+    total += vk_align(MAX(e->count, 1) * sizeof(float));
+  }
+  g_assert(total == ws->bytes);
   if (!vk_buffer_create(ctx, ws->bytes, VK_MEM_DEVICE, &ws->buf, err))
     return false;
   uint64_t chunk = MIN(UPLOAD_CHUNK, MAX(ws->bytes, 16));
@@ -91,6 +122,10 @@ bool wstore_upload(wstore *ws, GError **err) {
     memset(dst, 0, len);
     while (i < ws->entries->len) {
       entry *e = ENTRY(ws, i);
+      if (e->replaced) {
+        i++;
+        continue;
+      }
       uint64_t wb = e->offset, we = e->offset + e->count * sizeof(float);
       if (wb >= pos + len) break;
       uint64_t b = MAX(wb, pos), end = MIN(we, pos + len);
@@ -123,7 +158,8 @@ bool wstore_uploaded(const wstore *ws) { return ws->uploaded; }
 
 vk_binding wstore_binding(const wstore *ws, int id) {
   const entry *e = &g_array_index(ws->entries, entry, id);
-  return (vk_binding){&ws->buf, e->offset, MAX(e->count, 1) * sizeof(float)};
+  g_return_val_if_fail(ws->uploaded && !e->replaced, (vk_binding){0});
+  return (vk_binding){&ws->buf, e->offset, MAX(e->count, 1) * sizeof(float), 0};
 }
 
 uint64_t wstore_bytes(const wstore *ws) { return ws->bytes; }

@@ -25,6 +25,14 @@ float *wstore_add(wstore *ws, const char *name, uint64_t count, gweight *out);
 gweight wstore_add_unfilled(wstore *ws, const char *name, uint64_t count);
 bool wstore_find(const wstore *ws, const char *name, gweight *out);
 
+/* Weight `w` rearranged for a kernel (e.g. transposed), made once per
+ * (w, tag) before the upload by fill(src, dst, arg) into `count` zeroed
+ * floats; later calls return the same copy.  The original then takes no
+ * device memory: every user of `w` must ask for the same derived copy. */
+typedef void (*wstore_fill_fn)(const float *src, float *dst, const void *arg);
+gweight wstore_derive(wstore *ws, gweight w, const char *tag, uint64_t count,
+                      wstore_fill_fn fill, const void *arg);
+
 /* Uploads what is not on the device yet and frees the host copies. */
 bool wstore_upload(wstore *ws, GError **err);
 bool wstore_uploaded(const wstore *ws);

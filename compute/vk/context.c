@@ -320,6 +320,14 @@ ddpm_context *ddpm_context_new(const ddpm_context_params *params, GError **err) 
   VkPhysicalDeviceProperties props;
   vkGetPhysicalDeviceProperties(ctx->phys, &props);
   ctx->limits = props.limits;
+  VkPhysicalDeviceSubgroupProperties sub = {
+    .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+  VkPhysicalDeviceProperties2 p2 = {
+    .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &sub};
+  vkGetPhysicalDeviceProperties2(ctx->phys, &p2);
+  ctx->subgroup_arith = (sub.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) &&
+                        (sub.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                        sub.subgroupSize >= 4 && sub.subgroupSize <= 128;
   vkGetPhysicalDeviceMemoryProperties(ctx->phys, &ctx->mem_props);
   if (ctx->limits.minStorageBufferOffsetAlignment > VK_SUBALLOC_ALIGN) {
     g_set_error(err, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,

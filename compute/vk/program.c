@@ -9,16 +9,17 @@ bool vk_program_begin(ddpm_context *ctx, vk_program *p, uint32_t max_sets,
                       GError **err) {
   memset(p, 0, sizeof *p);
   if (max_sets == 0) max_sets = 1;
-  VkDescriptorPoolSize ps = {
-    .type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-    .descriptorCount = max_sets * VK_MAX_BINDINGS,
+  VkDescriptorPoolSize ps[2] = {
+    {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, max_sets * VK_MAX_BINDINGS},
+    {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, max_sets * VK_MAX_BINDINGS},
   };
   VkDescriptorPoolCreateInfo dpci = {
     .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
     .maxSets = max_sets,
-    .poolSizeCount = 1,
-    .pPoolSizes = &ps,
+    .poolSizeCount = 2,
+    .pPoolSizes = ps,
   };
+  p->views = g_array_new(FALSE, FALSE, sizeof(VkBufferView));
   VkResult r = vkCreateDescriptorPool(ctx->device, &dpci, NULL, &p->pool);
   if (r != VK_SUCCESS) return vk_fail(r, "vkCreateDescriptorPool", err);
 
@@ -79,9 +80,12 @@ bool vk_program_dispatch(ddpm_context *ctx, vk_program *p,
 
   VkDescriptorBufferInfo bi[VK_MAX_BINDINGS];
   VkWriteDescriptorSet w[VK_MAX_BINDINGS];
+  VkBufferView views[VK_MAX_BINDINGS];
   for (uint32_t i = 0; i < k->n_bindings; i++) {
     const vk_binding *b = &d->bindings[i];
     g_return_val_if_fail(b->buffer && b->buffer->buf, false);
+    bool texel = (k->texel_mask >> i) & 1;
+    g_return_val_if_fail(texel == (b->texel_format != VK_FORMAT_UNDEFINED), false);
     bi[i] = (VkDescriptorBufferInfo){
       .buffer = b->buffer->buf,
       .offset = b->offset,
@@ -95,6 +99,21 @@ bool vk_program_dispatch(ddpm_context *ctx, vk_program *p,
       .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
       .pBufferInfo = &bi[i],
     };
+    if (texel) {
+      VkBufferViewCreateInfo vci = {
+        .sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
+        .buffer = b->buffer->buf,
+        .format = b->texel_format,
+        .offset = b->offset,
+        .range = b->range ? b->range : VK_WHOLE_SIZE,
+      };
+      r = vkCreateBufferView(ctx->device, &vci, NULL, &views[i]);
+      if (r != VK_SUCCESS) return vk_fail(r, "vkCreateBufferView", err);
+      g_array_append_val(p->views, views[i]);
+      w[i].descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
+      w[i].pBufferInfo = NULL;
+      w[i].pTexelBufferView = &views[i];
+    }
   }
   vkUpdateDescriptorSets(ctx->device, k->n_bindings, w, 0, NULL);
   vkCmdBindPipeline(p->cb, VK_PIPELINE_BIND_POINT_COMPUTE, k->pipeline);
@@ -130,6 +149,9 @@ void vk_program_destroy(ddpm_context *ctx, vk_program *p) {
   if (p->fence) vkDestroyFence(ctx->device, p->fence, NULL);
   if (p->cb) vkFreeCommandBuffers(ctx->device, ctx->cmd_pool, 1, &p->cb);
   if (p->pool) vkDestroyDescriptorPool(ctx->device, p->pool, NULL);
+  for (guint i = 0; p->views && i < p->views->len; i++)
+    vkDestroyBufferView(ctx->device, g_array_index(p->views, VkBufferView, i), NULL);
+  if (p->views) g_array_free(p->views, TRUE);
   memset(p, 0, sizeof *p);
 }
 
