@@ -1,15 +1,18 @@
 #version 450
-// 2-D convolution without shared memory, for CPU devices (lavapipe): there a
-// workgroup barrier switches between coroutines of every SIMD slice of the
-// group, which costs more than the reuse it buys, while the CPU's caches
-// already keep W and X close.  Each invocation computes 8 output channels x 4
-// consecutive output pixels straight from global memory.  Same bindings,
-// push constants and epilogue as conv2d.comp.
-#extension GL_GOOGLE_include_directive : require
-layout(local_size_x = 64) in;
+// 2-D convolution for CPU devices (lavapipe), without shared memory: there a
+// workgroup barrier switches between coroutines of every SIMD slice, and a
+// storage-buffer load runs lane by lane behind branches, while a texel fetch
+// is one vector gather.  So the input and the weights come in as
+// samplerBuffers, and each invocation computes CB output channels x PX
+// consecutive output pixels, registers reused CB times per input fetch and
+// PX times per weight fetch.  Weights are pre-transposed by op_conv2d to
+// [cin * k * k][cout padded to CB], 4 output channels per vec4 texel, so a
+// weight fetch is uniform across the SIMD lanes.  Same push constants and
+// epilogue as conv2d.comp.
+layout(local_size_x_id = 3) in; // LX, fewer for small images
 
-layout(std430, binding = 0) readonly buffer X { float x[]; };
-layout(std430, binding = 1) readonly buffer Wt { float w[]; };
+layout(binding = 0) uniform samplerBuffer x;   // [n, cin, h, w]
+layout(binding = 1) uniform samplerBuffer wt;  // transposed, vec4 texels
 layout(std430, binding = 2) readonly buffer B { float bias[]; };
 layout(std430, binding = 3) readonly buffer V { float vec[]; };
 layout(std430, binding = 4) readonly buffer R { float res[]; };
@@ -23,53 +26,57 @@ layout(push_constant) uniform P {
 } p;
 
 layout(constant_id = 0) const uint KS = 3;
+layout(constant_id = 1) const uint CB = 32; // output channels, multiple of 4
+layout(constant_id = 2) const uint PX = 3;  // output pixels
 const uint KK = KS * KS;
-
-// Output channels per invocation: taken from the workgroup id so that the
-// weight reads are uniform (one scalar load for all SIMD lanes on llvmpipe).
-const uint CB = 8;
 
 void main() {
   uint hw_out = p.ho * p.wo;
   uint npix = p.n * hw_out;
-  uint pb = (gl_WorkGroupID.z * gl_NumWorkGroups.x + gl_WorkGroupID.x) * 64 +
-            gl_LocalInvocationID.x;
+  uint pb = (gl_WorkGroupID.z * gl_NumWorkGroups.x + gl_WorkGroupID.x) *
+            gl_WorkGroupSize.x + gl_LocalInvocationID.x;
   uint co0 = gl_WorkGroupID.y * CB;
-  uint ktot = p.cin * KK;
+  uint row4 = (p.cout + CB - 1) / CB * (CB / 4); // texels per weight row
   uint hwin = p.h * p.w;
 
-  ivec4 iy0, ix0;
-  uvec4 xb;
-  bvec4 ok;
-  for (uint j = 0; j < 4; j++) {
-    uint pg = pb * 4 + j;
-    ok[j] = pg < npix;
-    uint pgc = ok[j] ? pg : 0;
-    uint nb = pgc / hw_out, q = pgc % hw_out;
-    iy0[j] = int((q / p.wo) * p.stride) - p.pad_t;
+  int iy0[PX], ix0[PX], xb[PX];
+  for (uint j = 0; j < PX; j++) {
+    uint pg = pb * PX + j;
+    uint nb = pg / hw_out, q = pg % hw_out;
+    // Pixels past the end read nothing (iy far out of range).
+    iy0[j] = pg < npix ? int((q / p.wo) * p.stride) - p.pad_t : -(1 << 20);
     ix0[j] = int((q % p.wo) * p.stride) - p.pad_l;
-    xb[j] = nb * p.cin * hwin;
+    xb[j] = int(nb * p.cin * hwin);
   }
 
-  vec4 acc[CB];
-  for (uint i = 0; i < CB; i++) acc[i] = vec4(0.0);
+  float acc[CB][PX];
+  for (uint i = 0; i < CB; i++)
+    for (uint j = 0; j < PX; j++) acc[i][j] = 0.0;
+
   for (uint ky = 0; ky < KS; ky++) {
-    ivec4 iy = iy0 + int(ky);
     for (uint kx = 0; kx < KS; kx++) {
-      ivec4 ix = ix0 + int(kx);
-      bvec4 inb = bvec4(uvec4(ok) & uvec4(greaterThanEqual(iy, ivec4(0))) &
-                        uvec4(lessThan(iy, ivec4(p.h))) &
-                        uvec4(greaterThanEqual(ix, ivec4(0))) &
-                        uvec4(lessThan(ix, ivec4(p.w))));
-      uvec4 off = xb + uvec4(max(iy, 0)) * p.w + uvec4(max(ix, 0));
-      uint kofs = ky * KS + kx;
+      int off[PX]; // input index at channel 0, or -1 in the padding
+      for (uint j = 0; j < PX; j++) {
+        int iy = iy0[j] + int(ky), ix = ix0[j] + int(kx);
+        bool inside = iy >= 0 && iy < int(p.h) && ix >= 0 && ix < int(p.w);
+        off[j] = inside ? xb[j] + iy * int(p.w) + ix : -1;
+      }
+      uint wrow = (ky * KS + kx) * row4 + co0 / 4;
       for (uint ci = 0; ci < p.cin; ci++) {
-        uint cofs = ci * hwin;
-        vec4 xv = vec4(inb.x ? x[off.x + cofs] : 0.0, inb.y ? x[off.y + cofs] : 0.0,
-                       inb.z ? x[off.z + cofs] : 0.0, inb.w ? x[off.w + cofs] : 0.0);
-        uint k = ci * KK + kofs;
-        for (uint i = 0; i < CB; i++)
-          acc[i] += w[min(co0 + i, p.cout - 1) * ktot + k] * xv;
+        int cofs = int(ci * hwin);
+        float xv[PX];
+        for (uint j = 0; j < PX; j++)
+          xv[j] = off[j] >= 0 ? texelFetch(x, off[j] + cofs).x : 0.0;
+        uint wi = ci * KK * row4 + wrow;
+        for (uint i = 0; i < CB / 4; i++) {
+          vec4 w4 = texelFetch(wt, int(wi + i));
+          for (uint j = 0; j < PX; j++) {
+            acc[4 * i][j] += w4.x * xv[j];
+            acc[4 * i + 1][j] += w4.y * xv[j];
+            acc[4 * i + 2][j] += w4.z * xv[j];
+            acc[4 * i + 3][j] += w4.w * xv[j];
+          }
+        }
       }
     }
   }
@@ -77,9 +84,9 @@ void main() {
   for (uint i = 0; i < CB; i++) {
     uint co = co0 + i;
     if (co >= p.cout) break;
-    for (uint j = 0; j < 4; j++) {
-      if (!ok[j]) continue;
-      uint pg = pb * 4 + j;
+    for (uint j = 0; j < PX; j++) {
+      uint pg = pb * PX + j;
+      if (pg >= npix) break;
       uint nb = pg / hw_out, q = pg % hw_out;
       uint o = (nb * p.cout + co) * hw_out + q;
       float v = acc[i][j] + bias[co];

@@ -115,9 +115,9 @@ static void conv_case(int n, int cin, int hh, int ww, int cout, int k,
 
 /* Both kernels (tiled GEMM for GPUs, direct for CPUs) on every shape. */
 static void test_conv2d(void) {
-  const char *kernels[] = {"gemm", "direct"};
+  const char *kernels[] = {"gpu", "cpu"};
   for (int v = 0; v < 2; v++) {
-    g_setenv("DDPM_CONV", kernels[v], TRUE);
+    g_setenv("DDPM_KERNELS", kernels[v], TRUE);
     conv_case(1, 3, 16, 16, 32, 3, 1, 1, 1, 1, 1, false, false, 0);
     conv_case(2, 5, 7, 9, 13, 3, 1, 1, 1, 1, 1, true, true, 1.5f);
     conv_case(3, 7, 9, 5, 6, 1, 1, 0, 0, 0, 0, false, true, 1.0f);
@@ -126,7 +126,7 @@ static void test_conv2d(void) {
     conv_case(1, 33, 5, 3, 65, 3, 1, 1, 1, 1, 1, true, false, 0);
     conv_case(1, 4, 3, 3, 3, 1, 1, 0, 0, 0, 0, false, false, 0); /* < 4 pixels, channels */
   }
-  g_unsetenv("DDPM_CONV");
+  g_unsetenv("DDPM_KERNELS");
 }
 
 static void groupnorm_case(int n, int c, int hh, int ww, int groups, bool silu) {
@@ -148,10 +148,16 @@ static void groupnorm_case(int n, int c, int hh, int ww, int groups, bool silu) 
 }
 
 static void test_groupnorm(void) {
-  groupnorm_case(2, 32, 16, 16, 8, false);
-  groupnorm_case(3, 15, 7, 5, 5, true);
-  groupnorm_case(1, 6, 33, 31, 3, true); /* more elements than threads */
-  groupnorm_case(2, 4, 1, 1, 4, false);  /* one element per group */
+  const char *kernels[] = {"gpu", "cpu"};
+  for (int v = 0; v < 2; v++) {
+    g_setenv("DDPM_KERNELS", kernels[v], TRUE);
+    groupnorm_case(2, 32, 16, 16, 8, false);
+    groupnorm_case(3, 15, 7, 5, 5, true);
+    groupnorm_case(1, 6, 33, 31, 3, true); /* more elements than threads */
+    groupnorm_case(2, 4, 1, 1, 4, false);  /* one element per group */
+    groupnorm_case(1, 64, 9, 9, 32, true); /* more groups than a workgroup */
+  }
+  g_unsetenv("DDPM_KERNELS");
 }
 
 static void linear_case(int n, int in_f, int out_f, bool si, bool so) {
@@ -221,10 +227,16 @@ static void attention_case(int n, int c, int hh, int ww, int heads) {
 }
 
 static void test_attention(void) {
-  attention_case(2, 64, 8, 8, 1);
-  attention_case(1, 48, 6, 6, 6);
-  attention_case(3, 15, 5, 3, 3);
-  attention_case(1, 8, 1, 1, 1);
+  const char *kernels[] = {"gpu", "cpu"};
+  for (int v = 0; v < 2; v++) {
+    g_setenv("DDPM_KERNELS", kernels[v], TRUE);
+    attention_case(2, 64, 8, 8, 1);
+    attention_case(1, 48, 6, 6, 6);
+    attention_case(3, 15, 5, 3, 3);
+    attention_case(1, 8, 1, 1, 1);
+    attention_case(1, 40, 9, 7, 2); /* dh 20: a partial channel block */
+  }
+  g_unsetenv("DDPM_KERNELS");
 }
 
 static void test_upsample_concat(void) {

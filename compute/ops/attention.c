@@ -5,7 +5,9 @@
 
 #include "ops/ops.h"
 #include "attn_apply.spv.h"
+#include "attn_apply_direct.spv.h"
 #include "attn_scores.spv.h"
+#include "attn_scores_direct.spv.h"
 #include "softmax.spv.h"
 
 typedef struct {
@@ -27,7 +29,7 @@ gtensor op_attention(graph *g, gtensor q, gtensor k, gtensor v, int heads) {
 
   scores_push sp = {q.n, heads, dh, tokens, (float)(1.0 / sqrt((double)dh))};
   gnode nd = {
-    .op = "attention",
+    .op = "attn_scores",
     .spirv = spv_attn_scores, .spirv_size = sizeof spv_attn_scores,
     .n_bind = 3,
     .bind = {gb_tensor(q), gb_tensor(k), gb_tensor(s)},
@@ -35,26 +37,44 @@ gtensor op_attention(graph *g, gtensor q, gtensor k, gtensor v, int heads) {
     .push_size = sizeof sp,
   };
   memcpy(nd.push, &sp, sizeof sp);
-  graph_groups_1d(gtensor_count(s), 64, nd.groups);
+  /* CPU kernels: blocks of rows (scores) or channels (apply) per workgroup,
+   * 2 tokens per invocation, lx invocations (fewer for few tokens). */
+  const uint32_t blk = 16, px = 2;
+  const bool cpu = ops_use_cpu_kernels(g, MAX(gtensor_count(s), gtensor_count(q)));
+  uint32_t lx = MIN(64, (vk_div_up(tokens, px) + 7) / 8 * 8);
+  if (cpu) {
+    nd.spirv = spv_attn_scores_direct;
+    nd.spirv_size = sizeof spv_attn_scores_direct;
+    nd.bind[0] = gb_tensor_texels(q);
+    nd.bind[1] = gb_tensor_texels(k);
+    nd.spec[0] = blk, nd.spec[1] = px, nd.spec[2] = lx, nd.n_spec = 3;
+    nd.groups[0] = vk_div_up(tokens, px * lx);
+    nd.groups[1] = vk_div_up(tokens, blk);
+    nd.groups[2] = (uint32_t)q.n * heads;
+  } else {
+    graph_groups_1d(gtensor_count(s), 64, nd.groups);
+  }
   graph_add(g, &nd);
 
-  softmax_push mp = {(uint32_t)q.n * heads * tokens, tokens};
-  nd = (gnode){
-    .op = "attention",
-    .spirv = spv_softmax, .spirv_size = sizeof spv_softmax,
-    .n_bind = 1,
-    .bind = {gb_tensor(s)},
-    .writes = 0,
-    .push_size = sizeof mp,
-  };
-  memcpy(nd.push, &mp, sizeof mp);
-  graph_groups_1d((uint64_t)mp.rows * 128, 128, nd.groups);
-  graph_add(g, &nd);
+  if (!cpu) { /* the CPU apply kernel does the softmax itself */
+    softmax_push mp = {(uint32_t)q.n * heads * tokens, tokens};
+    nd = (gnode){
+      .op = "attn_softmax",
+      .spirv = spv_softmax, .spirv_size = sizeof spv_softmax,
+      .n_bind = 1,
+      .bind = {gb_tensor(s)},
+      .writes = 0,
+      .push_size = sizeof mp,
+    };
+    memcpy(nd.push, &mp, sizeof mp);
+    graph_groups_1d((uint64_t)mp.rows * 128, 128, nd.groups);
+    graph_add(g, &nd);
+  }
 
   gtensor o = graph_tensor(g, q.n, q.c, q.h, q.w);
   apply_push ap = {q.n, heads, dh, tokens};
   nd = (gnode){
-    .op = "attention",
+    .op = "attn_apply",
     .spirv = spv_attn_apply, .spirv_size = sizeof spv_attn_apply,
     .n_bind = 3,
     .bind = {gb_tensor(s), gb_tensor(v), gb_tensor(o)},
@@ -62,7 +82,18 @@ gtensor op_attention(graph *g, gtensor q, gtensor k, gtensor v, int heads) {
     .push_size = sizeof ap,
   };
   memcpy(nd.push, &ap, sizeof ap);
-  graph_groups_1d(gtensor_count(o), 64, nd.groups);
+  if (cpu) {
+    nd.spirv = spv_attn_apply_direct;
+    nd.spirv_size = sizeof spv_attn_apply_direct;
+    nd.bind[0] = gb_tensor_texels(s);
+    nd.bind[1] = gb_tensor_texels(v);
+    nd.spec[0] = blk, nd.spec[1] = px, nd.spec[2] = lx, nd.n_spec = 3;
+    nd.groups[0] = vk_div_up(tokens, px * lx);
+    nd.groups[1] = heads * vk_div_up(dh, blk);
+    nd.groups[2] = (uint32_t)q.n;
+  } else {
+    graph_groups_1d(gtensor_count(o), 64, nd.groups);
+  }
   graph_add(g, &nd);
   return o;
 }

@@ -11,15 +11,19 @@ typedef struct {
   float out_scale;
 } conv2d_push;
 
-/* The shared-memory tiled GEMM on GPUs; on CPU devices (lavapipe) the
- * direct kernel, whose invocations need no barriers.  DDPM_CONV=gemm or
- * direct overrides (tests run both). */
-static bool use_direct(graph *g) {
-  const char *env = g_getenv("DDPM_CONV");
-  if (env && !strcmp(env, "gemm")) return false;
-  if (env && !strcmp(env, "direct")) return true;
-  ddpm_context *ctx = graph_context(g); /* NULL: a graph only planned */
-  return ctx && ddpm_context_device(ctx)->type == DDPM_DEVICE_CPU;
+/* Output channels per invocation of the direct kernel. */
+static int direct_block(int cout) { return cout >= 32 ? 32 : (cout + 3) / 4 * 4; }
+
+typedef struct {
+  int cout, ktot, row; /* row: cout padded to the channel block */
+} transpose_arg;
+
+/* [cout][cin*k*k] -> [cin*k*k][row], the padding zero. */
+static void transpose_weights(const float *src, float *dst, const void *arg) {
+  const transpose_arg *a = arg;
+  for (int co = 0; co < a->cout; co++)
+    for (int k = 0; k < a->ktot; k++)
+      dst[(size_t)k * a->row + co] = src[(size_t)co * a->ktot + k];
 }
 
 gtensor op_conv2d(graph *g, gtensor x, gweight w, gweight b, int cout,
@@ -47,15 +51,32 @@ gtensor op_conv2d(graph *g, gtensor x, gweight w, gweight b, int cout,
     .push_size = sizeof pc,
   };
   memcpy(nd.push, &pc, sizeof pc);
-  if (use_direct(g)) {
+  const int cb = direct_block(cout), px = 3;
+  transpose_arg ta = {cout, x.c * p->k * p->k, (cout + cb - 1) / cb * cb};
+  uint64_t wcount = (uint64_t)ta.ktot * ta.row;
+  /* The tiled GEMM on GPUs, the direct kernel on CPUs. */
+  if (ops_use_cpu_kernels(g, MAX(gtensor_count(x), wcount / 4))) {
+    char tag[32];
+    g_snprintf(tag, sizeof tag, "conv-rows-%d", ta.row);
+    gweight wt = wstore_derive(graph_weights(g), w, tag, wcount, transpose_weights, &ta);
     nd.op = "conv2d_direct";
     nd.spirv = spv_conv2d_direct;
     nd.spirv_size = sizeof spv_conv2d_direct;
-    /* 64 invocations of 4 pixels per group along x (and z); y takes
-     * blocks of 8 channels. */
-    uint32_t groups = vk_div_up(vk_div_up((uint64_t)x.n * ho * wo, 4), 64);
+    nd.spec[1] = (uint32_t)cb;
+    nd.spec[2] = px;
+    /* Invocations per group: 64, fewer (a multiple of the SIMD width 8)
+     * when the image is small, so that no lanes run empty. */
+    uint64_t inv = vk_div_up((uint64_t)x.n * ho * wo, px);
+    uint32_t lx = (uint32_t)MIN(64, (inv + 7) / 8 * 8);
+    nd.spec[3] = lx;
+    nd.n_spec = 4;
+    nd.bind[0] = gb_tensor_texels(x);
+    nd.bind[1] = gb_weight_texels(wt, 4);
+    /* lx invocations of px pixels per group along x (and z); y takes
+     * blocks of cb channels. */
+    uint32_t groups = vk_div_up(inv, lx);
     nd.groups[0] = MIN(groups, 65535);
-    nd.groups[1] = vk_div_up((uint64_t)cout, 8);
+    nd.groups[1] = vk_div_up((uint64_t)cout, cb);
     nd.groups[2] = vk_div_up(groups, nd.groups[0]);
     graph_add(g, &nd);
     return y;

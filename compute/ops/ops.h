@@ -5,6 +5,11 @@
 
 #include "graph.h"
 
+/* Whether ops record their CPU-device kernels (see variant.c): on a CPU
+ * device unless DDPM_KERNELS=gpu, on any device with DDPM_KERNELS=cpu, and
+ * only when the largest texel buffer (`texels` elements) fits the device. */
+bool ops_use_cpu_kernels(graph *g, uint64_t texels);
+
 /* Convolution with square kernel k, weights [cout, x.c, k, k], bias [cout].
  * Padding is per side (diffusers' asymmetric downsample pad is 0,1,0,1).
  * Optional epilogue: + vec[n, cout] (vec: [n, cout, 1, 1]), then

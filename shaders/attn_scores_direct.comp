@@ -1,0 +1,43 @@
+#version 450
+// S[b, h, i, j] = scale * sum_d q[b, h*dh + d, i] * k[b, h*dh + d, j], for
+// CPU devices (see conv2d_direct.comp for why texel buffers): a workgroup
+// takes IB rows i (uniform, so q fetches are shared by the SIMD lanes), each
+// invocation PX consecutive columns j.  q, k are channel-major [B, C, T].
+layout(local_size_x_id = 2) in;
+
+layout(binding = 0) uniform samplerBuffer q;
+layout(binding = 1) uniform samplerBuffer k;
+layout(std430, binding = 2) writeonly buffer S { float s[]; };
+
+layout(push_constant) uniform P { uint b, heads, dh, tokens; float scale; } p;
+
+layout(constant_id = 0) const uint IB = 16;
+layout(constant_id = 1) const uint PX = 2;
+
+void main() {
+  uint t = p.tokens;
+  uint bh = gl_WorkGroupID.z; // b * heads + h
+  uint c0 = bh * p.dh;        // = b * heads * dh + h * dh
+  uint i0 = gl_WorkGroupID.y * IB;
+  uint j0 = (gl_WorkGroupID.x * gl_WorkGroupSize.x + gl_LocalInvocationID.x) * PX;
+
+  float acc[IB][PX];
+  for (uint i = 0; i < IB; i++)
+    for (uint j = 0; j < PX; j++) acc[i][j] = 0.0;
+  for (uint d = 0; d < p.dh; d++) {
+    int base = int((c0 + d) * t);
+    float kv[PX];
+    for (uint j = 0; j < PX; j++)
+      kv[j] = j0 + j < t ? texelFetch(k, base + int(j0 + j)).x : 0.0;
+    for (uint i = 0; i < IB; i++) {
+      float qv = texelFetch(q, base + int(min(i0 + i, t - 1))).x;
+      for (uint j = 0; j < PX; j++) acc[i][j] += qv * kv[j];
+    }
+  }
+  for (uint i = 0; i < IB; i++) {
+    if (i0 + i >= t) break;
+    uint row = (bh * t + i0 + i) * t;
+    for (uint j = 0; j < PX; j++)
+      if (j0 + j < t) s[row + j0 + j] = p.scale * acc[i][j];
+  }
+}

@@ -1,0 +1,38 @@
+#version 450
+// Group norm statistics for CPU devices: one workgroup of exactly one
+// subgroup per (n, group), so the sums reduce with subgroupAdd and no
+// barrier (see conv2d_direct.comp); two passes (mean, then variance) over
+// texel fetches.  stats[2 * ng] = mean, stats[2 * ng + 1] = 1 / std.  A
+// group's elements are contiguous: cpg channels of hw pixels.
+#extension GL_KHR_shader_subgroup_arithmetic : require
+layout(local_size_x_id = 0) in; // the subgroup size
+
+layout(binding = 0) uniform samplerBuffer x;
+layout(std430, binding = 1) writeonly buffer S { float stats[]; };
+
+layout(push_constant) uniform P {
+  uint n, c, hw, groups;
+  float eps;
+  uint silu;
+} p;
+
+void main() {
+  uint ng = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
+  if (ng >= p.n * p.groups) return; // uniform per workgroup
+  uint lid = gl_LocalInvocationID.x, lx = gl_WorkGroupSize.x;
+  uint count = p.c / p.groups * p.hw;
+  int base = int(ng * count);
+  float s = 0.0;
+  for (uint i = lid; i < count; i += lx) s += texelFetch(x, base + int(i)).x;
+  float mean = subgroupAdd(s) / float(count);
+  float q = 0.0;
+  for (uint i = lid; i < count; i += lx) {
+    float d = texelFetch(x, base + int(i)).x - mean;
+    q += d * d;
+  }
+  float var = subgroupAdd(q) / float(count);
+  if (lid == 0) {
+    stats[2 * ng] = mean;
+    stats[2 * ng + 1] = 1.0 / sqrt(var + p.eps);
+  }
+}
