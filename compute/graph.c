@@ -96,6 +96,12 @@ void graph_add(graph *g, const gnode *node) {
 
 size_t graph_n_nodes(const graph *g) { return g->nodes->len; }
 
+double graph_flops(const graph *g) {
+  double f = 0;
+  for (guint i = 0; i < g->nodes->len; i++) f += NODE(g, i)->flops;
+  return f;
+}
+
 void graph_groups_1d(uint64_t total, uint32_t local, uint32_t groups[3]) {
   uint64_t n = (total + local - 1) / local;
   if (n == 0) n = 1;

@@ -50,6 +50,7 @@ typedef struct {
   uint32_t push_size;
   uint8_t push[VK_MAX_PUSH];
   uint32_t groups[3];
+  double flops; /* multiply-adds count 2; for the benchmark's GFLOP/s */
 } gnode;
 
 typedef struct graph graph;
@@ -73,6 +74,8 @@ void graph_output(graph *g, gtensor t, const char *name);
 
 void graph_add(graph *g, const gnode *node);
 size_t graph_n_nodes(const graph *g);
+/* Floating-point operations of one run (sum of the nodes' flops). */
+double graph_flops(const graph *g);
 
 /* Plans memory, uploads the weights if not yet done, records the program.
  * Activation + staging memory of the plan is in graph_device_bytes. */

@@ -19,6 +19,7 @@ struct ddpm_model {
   wstore *ws;
   char dtype[8];
   size_t n_nodes; /* at the natural size, batch 1 */
+  double flops;   /* the same */
   /* The graph of the last shape. */
   graph *g;
   unet_io io;
@@ -97,6 +98,7 @@ ddpm_model *ddpm_model_load(ddpm_context *ctx, const char *dir, GError **err) {
     unet_io io;
     unet_build(g, m->ws, src, &m->cfg, 1, size, size, false, &io);
     m->n_nodes = graph_n_nodes(g);
+    m->flops = graph_flops(g);
     graph_free(g);
     ok = wmap_finish(src, err);
     g_strlcpy(m->dtype, wmap_dtype(src), sizeof m->dtype);
@@ -128,6 +130,7 @@ void ddpm_model_get_info(const ddpm_model *m, ddpm_model_info *info) {
   info->weight_dtype = m->dtype;
   info->weight_bytes = wstore_bytes(m->ws);
   info->n_nodes = m->n_nodes;
+  info->forward_flops = m->flops;
 }
 
 const ddpm_unet_config *ddpm_model_config(const ddpm_model *m) {

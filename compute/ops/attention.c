@@ -35,6 +35,7 @@ gtensor op_attention(graph *g, gtensor q, gtensor k, gtensor v, int heads) {
     .bind = {gb_tensor(q), gb_tensor(k), gb_tensor(s)},
     .writes = 2,
     .push_size = sizeof sp,
+    .flops = 2.0 * q.n * heads * tokens * tokens * dh,
   };
   memcpy(nd.push, &sp, sizeof sp);
   /* CPU kernels: blocks of rows (scores) or channels (apply) per workgroup,
@@ -80,6 +81,7 @@ gtensor op_attention(graph *g, gtensor q, gtensor k, gtensor v, int heads) {
     .bind = {gb_tensor(s), gb_tensor(v), gb_tensor(o)},
     .writes = 2,
     .push_size = sizeof ap,
+    .flops = 2.0 * q.n * heads * tokens * tokens * dh,
   };
   memcpy(nd.push, &ap, sizeof ap);
   if (cpu) {

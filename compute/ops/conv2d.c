@@ -49,6 +49,7 @@ gtensor op_conv2d(graph *g, gtensor x, gweight w, gweight b, int cout,
              gb_tensor(p->residual ? *p->residual : x), gb_tensor(y)},
     .writes = 5,
     .push_size = sizeof pc,
+    .flops = 2.0 * x.n * cout * ho * wo * x.c * p->k * p->k,
   };
   memcpy(nd.push, &pc, sizeof pc);
   const int cb = direct_block(cout), px = 3;

@@ -18,6 +18,7 @@ gtensor op_linear(graph *g, gtensor x, gweight w, gweight b, int out,
     .bind = {gb_tensor(x), gb_weight(w), gb_weight(b), gb_tensor(y)},
     .writes = 3,
     .push_size = sizeof pc,
+    .flops = 2.0 * x.n * pc.in_features * out,
   };
   memcpy(nd.push, &pc, sizeof pc);
   graph_groups_1d(gtensor_count(y), 64, nd.groups);

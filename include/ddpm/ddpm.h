@@ -111,6 +111,8 @@ typedef struct {
   const char *weight_dtype; /* dtype of the file: "F32", "F16", "BF16" or "mixed" */
   uint64_t weight_bytes;    /* bytes the weights take on the device */
   size_t n_nodes;           /* kernels dispatched per forward */
+  double forward_flops;     /* of convolutions, attention and linear layers,
+                               for one image at sample_size (2 per MAC) */
 } ddpm_model_info;
 
 /* Loads a diffusers UNet2DModel folder: config.json and

@@ -59,9 +59,10 @@ int main(int argc, char **argv) {
     printf("{\"device\": \"%s\", \"model\": \"%s\", \"params\": %" G_GUINT64_FORMAT
            ", \"size\": %d, \"batch\": %d, \"iters\": %d, \"mean_s\": %.4f, "
            "\"best_s\": %.4f, \"peak_device_bytes\": %" G_GUINT64_FORMAT
-           ", \"weight_bytes\": %" G_GUINT64_FORMAT "}\n",
+           ", \"weight_bytes\": %" G_GUINT64_FORMAT ", \"gflop\": %.4f}\n",
            ddpm_context_device(ctx)->name, dir, info.n_params, s, batch, iters,
-           sum / iters, best, ddpm_model_peak_device_bytes(m), info.weight_bytes);
+           sum / iters, best, ddpm_model_peak_device_bytes(m), info.weight_bytes,
+           info.forward_flops * batch / 1e9);
   else
     fprintf(stderr, "ddpm-bench: %s\n", err->message);
   g_clear_error(&err);

@@ -9,8 +9,11 @@ any folder with config.json), makes a random-weight model with
 ddpm-randmodel, times `ddpm-bench` (one warm-up forward, then --iters) and
 the torch reference (tools/torch_ref/unet.py, float32, torch.no_grad, the
 same weights, --threads CPU threads), and prints a Markdown table with the
-ratio Vulkan / PyTorch (below 1: Vulkan faster) and the peak device memory
-against the weights' size.  Times are only comparable within one run.
+ratio Vulkan / PyTorch (below 1: Vulkan faster), GFLOP per forward and
+achieved GFLOP/s, the peak device memory against the weights' size, the
+Vulkan time share of each op kind (GPU timestamps, DDPM_PROFILE) and the
+machine's ceiling: PyTorch's sgemm GFLOP/s at 2048^3 in the same run.
+--json writes the same as JSON.  Times are only comparable within one run.
 """
 import argparse
 import glob
@@ -44,6 +47,33 @@ def torch_time(model_dir, batch, iters, threads):
     return sum(times) / len(times), min(times)
 
 
+def sgemm_gflops(threads, n=2048, iters=5):
+    """The BLAS ceiling of this machine: float32 n x n x n matrix products."""
+    torch.set_num_threads(threads)
+    a = torch.randn(n, n)
+    b = torch.randn(n, n)
+    torch.mm(a, b)
+    best = min(_timed(lambda: torch.mm(a, b)) for _ in range(iters))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(f):
+    t0 = time.perf_counter()
+    f()
+    return time.perf_counter() - t0
+
+
+def op_shares(stderr):
+    """{op kind: share of GPU time} from ddpm-bench's DDPM_PROFILE lines."""
+    ms = {}
+    for line in stderr.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0] == "profile:":
+            ms[parts[1]] = ms.get(parts[1], 0.0) + float(parts[2])
+    total = sum(ms.values()) or 1.0
+    return {k: v / total for k, v in sorted(ms.items(), key=lambda kv: -kv[1])}
+
+
 def main():
     root = os.path.abspath(os.path.join(HERE, "..", ".."))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -55,7 +85,9 @@ def main():
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--device")
+    ap.add_argument("--json", help="also write the results here")
     a = ap.parse_args()
+    ceiling = sgemm_gflops(a.threads)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for cfg in a.configs:
@@ -68,18 +100,34 @@ def main():
                        "--iters", str(a.iters)]
                 if a.device:
                     cmd += ["--device", a.device]
-                vk = json.loads(subprocess.run(cmd, check=True, capture_output=True,
-                                               text=True).stdout)
+                run = subprocess.run(cmd, check=True, capture_output=True, text=True,
+                                     env=dict(os.environ, DDPM_PROFILE="1"))
+                vk = json.loads(run.stdout)
                 tm, tb = torch_time(model, b, a.iters, a.threads)
-                rows.append((name, vk["params"] / 1e6, b, vk["mean_s"], tm, vk["mean_s"] / tm,
-                             vk["peak_device_bytes"] / 2**20, vk["weight_bytes"] / 2**20,
-                             vk["device"]))
-    print(f"| config | params (M) | batch | Vulkan s | PyTorch s ({a.threads} threads) "
-          f"| ratio | peak device MiB | weights MiB | device |")
-    print("|---|---|---|---|---|---|---|---|---|")
+                rows.append(dict(config=name, params_m=vk["params"] / 1e6, batch=b,
+                                 gflop=vk["gflop"], vulkan_s=vk["mean_s"], torch_s=tm,
+                                 ratio=vk["mean_s"] / tm,
+                                 vulkan_gflops=vk["gflop"] / vk["mean_s"],
+                                 torch_gflops=vk["gflop"] / tm,
+                                 peak_device_mib=vk["peak_device_bytes"] / 2**20,
+                                 weights_mib=vk["weight_bytes"] / 2**20,
+                                 device=vk["device"], op_shares=op_shares(run.stderr)))
+    print(f"sgemm ceiling (PyTorch, {a.threads} threads): {ceiling:.1f} GFLOP/s\n")
+    print(f"| config | params (M) | batch | GFLOP | Vulkan s | PyTorch s ({a.threads} threads) "
+          f"| ratio | Vulkan GFLOP/s | PyTorch GFLOP/s | peak device MiB | weights MiB "
+          f"| top ops (Vulkan time) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r[0]} | {r[1]:.2f} | {r[2]} | {r[3]:.3f} | {r[4]:.3f} | {r[5]:.2f} "
-              f"| {r[6]:.0f} | {r[7]:.0f} | {r[8]} |")
+        top = ", ".join(f"{k} {v:.0%}" for k, v in list(r["op_shares"].items())[:3])
+        print(f"| {r['config']} | {r['params_m']:.2f} | {r['batch']} | {r['gflop']:.2f} "
+              f"| {r['vulkan_s']:.3f} | {r['torch_s']:.3f} | {r['ratio']:.2f} "
+              f"| {r['vulkan_gflops']:.1f} | {r['torch_gflops']:.1f} "
+              f"| {r['peak_device_mib']:.0f} | {r['weights_mib']:.0f} | {top} |")
+    if rows:
+        print(f"\ndevice: {rows[0]['device']}")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(dict(sgemm_gflops=ceiling, threads=a.threads, rows=rows), f, indent=1)
 
 
 if __name__ == "__main__":
