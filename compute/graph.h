@@ -30,8 +30,8 @@ typedef struct {
 
 static inline gbind gb_tensor(gtensor t) { return (gbind){GBIND_TENSOR, t.id, 0}; }
 static inline gbind gb_weight(gweight w) { return (gbind){GBIND_WEIGHT, w.id, 0}; }
-static inline gbind gb_tensor_texels(gtensor t) {
-  return (gbind){GBIND_TENSOR, t.id, 1};
+static inline gbind gb_tensor_texels(gtensor t, int per_texel) {
+  return (gbind){GBIND_TENSOR, t.id, per_texel};
 }
 static inline gbind gb_weight_texels(gweight w, int per_texel) {
   return (gbind){GBIND_WEIGHT, w.id, per_texel};

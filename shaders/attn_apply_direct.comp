@@ -14,6 +14,9 @@ layout(push_constant) uniform P { uint b, heads, dh, tokens; } p;
 
 layout(constant_id = 0) const uint CB = 16;
 layout(constant_id = 1) const uint PX = 2;
+// 1: s and v are bound with vec4 texels (tokens % 4 == 0): 4 columns j
+// per fetch.
+layout(constant_id = 3) const uint V4 = 0;
 
 void main() {
   uint t = p.tokens;
@@ -27,15 +30,35 @@ void main() {
   int srow[PX];
   for (uint i = 0; i < PX; i++) srow[i] = int((bh * t + min(i0 + i, t - 1)) * t);
   float m[PX], l[PX];
+  float acc[CB][PX];
+  for (uint c = 0; c < CB; c++)
+    for (uint i = 0; i < PX; i++) acc[c][i] = 0.0;
+  if (V4 != 0) {
+    uint t4 = t / 4;
+    for (uint i = 0; i < PX; i++) {
+      int r4 = srow[i] / 4;
+      vec4 mv = vec4(-1.0 / 0.0);
+      for (uint j = 0; j < t4; j++) mv = max(mv, texelFetch(s, r4 + int(j)));
+      m[i] = max(max(mv.x, mv.y), max(mv.z, mv.w));
+      vec4 lv = vec4(0.0);
+      for (uint j = 0; j < t4; j++) lv += exp(texelFetch(s, r4 + int(j)) - m[i]);
+      l[i] = (lv.x + lv.y) + (lv.z + lv.w);
+    }
+    for (uint j = 0; j < t4; j++) {
+      vec4 pv[PX];
+      for (uint i = 0; i < PX; i++) pv[i] = exp(texelFetch(s, srow[i] / 4 + int(j)) - m[i]);
+      for (uint c = 0; c < CB; c++) {
+        vec4 vv = texelFetch(v, int((ch0 + min(c, p.dh - 1 - c0)) * t4 + j));
+        for (uint i = 0; i < PX; i++) acc[c][i] += dot(vv, pv[i]);
+      }
+    }
+  } else {
   for (uint i = 0; i < PX; i++) {
     m[i] = -1.0 / 0.0;
     for (uint j = 0; j < t; j++) m[i] = max(m[i], texelFetch(s, srow[i] + int(j)).x);
     l[i] = 0.0;
     for (uint j = 0; j < t; j++) l[i] += exp(texelFetch(s, srow[i] + int(j)).x - m[i]);
   }
-  float acc[CB][PX];
-  for (uint c = 0; c < CB; c++)
-    for (uint i = 0; i < PX; i++) acc[c][i] = 0.0;
   for (uint j = 0; j < t; j++) {
     float pv[PX];
     for (uint i = 0; i < PX; i++) pv[i] = exp(texelFetch(s, srow[i] + int(j)).x - m[i]);
@@ -43,6 +66,7 @@ void main() {
       float vv = texelFetch(v, int((ch0 + min(c, p.dh - 1 - c0)) * t + j)).x;
       for (uint i = 0; i < PX; i++) acc[c][i] += vv * pv[i];
     }
+  }
   }
   for (uint c = 0; c < CB; c++) {
     if (c0 + c >= p.dh) break;

@@ -13,6 +13,8 @@ layout(push_constant) uniform P { uint b, heads, dh, tokens; float scale; } p;
 
 layout(constant_id = 0) const uint IB = 16;
 layout(constant_id = 1) const uint PX = 2;
+// 1: q is bound with vec4 texels (tokens % 4 == 0): 4 rows per fetch.
+layout(constant_id = 3) const uint V4 = 0;
 
 void main() {
   uint t = p.tokens;
@@ -29,9 +31,22 @@ void main() {
     float kv[PX];
     for (uint j = 0; j < PX; j++)
       kv[j] = j0 + j < t ? texelFetch(k, base + int(j0 + j)).x : 0.0;
-    for (uint i = 0; i < IB; i++) {
-      float qv = texelFetch(q, base + int(min(i0 + i, t - 1))).x;
-      for (uint j = 0; j < PX; j++) acc[i][j] += qv * kv[j];
+    if (V4 != 0) { // IB and i0 are multiples of 4; rows past t are zero
+      int b4 = base / 4 + int(i0 / 4);
+      for (uint i = 0; i < IB / 4; i++) {
+        vec4 q4 = texelFetch(q, b4 + int(min(i, (t - 1 - i0) / 4)));
+        for (uint j = 0; j < PX; j++) {
+          acc[4 * i][j] += q4.x * kv[j];
+          acc[4 * i + 1][j] += q4.y * kv[j];
+          acc[4 * i + 2][j] += q4.z * kv[j];
+          acc[4 * i + 3][j] += q4.w * kv[j];
+        }
+      }
+    } else {
+      for (uint i = 0; i < IB; i++) {
+        float qv = texelFetch(q, base + int(min(i0 + i, t - 1))).x;
+        for (uint j = 0; j < PX; j++) acc[i][j] += qv * kv[j];
+      }
     }
   }
   for (uint i = 0; i < IB; i++) {

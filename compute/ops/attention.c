@@ -43,12 +43,14 @@ gtensor op_attention(graph *g, gtensor q, gtensor k, gtensor v, int heads) {
   const uint32_t blk = 16, px = 2;
   const bool cpu = ops_use_cpu_kernels(g, MAX(gtensor_count(s), gtensor_count(q)));
   uint32_t lx = MIN(64, (vk_div_up(tokens, px) + 7) / 8 * 8);
+  const int v4 = tokens % 4 == 0 ? 4 : 1; /* q, s, v as vec4 texels */
   if (cpu) {
     nd.spirv = spv_attn_scores_direct;
     nd.spirv_size = sizeof spv_attn_scores_direct;
-    nd.bind[0] = gb_tensor_texels(q);
-    nd.bind[1] = gb_tensor_texels(k);
-    nd.spec[0] = blk, nd.spec[1] = px, nd.spec[2] = lx, nd.n_spec = 3;
+    nd.bind[0] = gb_tensor_texels(q, v4);
+    nd.bind[1] = gb_tensor_texels(k, 1);
+    nd.spec[0] = blk, nd.spec[1] = px, nd.spec[2] = lx, nd.spec[3] = v4 == 4;
+    nd.n_spec = 4;
     nd.groups[0] = vk_div_up(tokens, px * lx);
     nd.groups[1] = vk_div_up(tokens, blk);
     nd.groups[2] = (uint32_t)q.n * heads;
@@ -87,9 +89,10 @@ gtensor op_attention(graph *g, gtensor q, gtensor k, gtensor v, int heads) {
   if (cpu) {
     nd.spirv = spv_attn_apply_direct;
     nd.spirv_size = sizeof spv_attn_apply_direct;
-    nd.bind[0] = gb_tensor_texels(s);
-    nd.bind[1] = gb_tensor_texels(v);
-    nd.spec[0] = blk, nd.spec[1] = px, nd.spec[2] = lx, nd.n_spec = 3;
+    nd.bind[0] = gb_tensor_texels(s, v4);
+    nd.bind[1] = gb_tensor_texels(v, v4);
+    nd.spec[0] = blk, nd.spec[1] = px, nd.spec[2] = lx, nd.spec[3] = v4 == 4;
+    nd.n_spec = 4;
     nd.groups[0] = vk_div_up(tokens, px * lx);
     nd.groups[1] = heads * vk_div_up(dh, blk);
     nd.groups[2] = (uint32_t)q.n;

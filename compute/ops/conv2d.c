@@ -71,7 +71,7 @@ gtensor op_conv2d(graph *g, gtensor x, gweight w, gweight b, int cout,
     uint32_t lx = (uint32_t)MIN(64, (inv + 7) / 8 * 8);
     nd.spec[3] = lx;
     nd.n_spec = 4;
-    nd.bind[0] = gb_tensor_texels(x);
+    nd.bind[0] = gb_tensor_texels(x, 1);
     nd.bind[1] = gb_weight_texels(wt, 4);
     /* lx invocations of px pixels per group along x (and z); y takes
      * blocks of cb channels. */

@@ -32,7 +32,7 @@ gtensor op_groupnorm(graph *g, gtensor x, gweight gamma, gweight beta,
     nd.spirv = spv_groupnorm_stats_direct;
     nd.spirv_size = sizeof spv_groupnorm_stats_direct;
     nd.n_bind = 2;
-    nd.bind[0] = gb_tensor_texels(x);
+    nd.bind[0] = gb_tensor_texels(x, 1);
     nd.bind[1] = gb_tensor(st);
     nd.writes = 1;
     /* A workgroup is one subgroup: its size, known when recording. */
@@ -45,8 +45,8 @@ gtensor op_groupnorm(graph *g, gtensor x, gweight gamma, gweight beta,
     nd.spirv = spv_groupnorm_apply_direct;
     nd.spirv_size = sizeof spv_groupnorm_apply_direct;
     nd.n_bind = 5;
-    nd.bind[0] = gb_tensor_texels(x);
-    nd.bind[1] = gb_tensor_texels(st);
+    nd.bind[0] = gb_tensor_texels(x, 1);
+    nd.bind[1] = gb_tensor_texels(st, 1);
     nd.bind[2] = gb_weight_texels(gamma, 1);
     nd.bind[3] = gb_weight_texels(beta, 1);
     nd.bind[4] = gb_tensor(y);
