@@ -152,11 +152,22 @@ static void test_batch_independence(void) {
   g_free(dir);
 }
 
+/* The other kernel family than the device's own (tiled GPU kernels on
+ * lavapipe, CPU kernels on a GPU), so both stay exact end to end. */
+static void golden_other_kernels(gconstpointer name) {
+  bool cpu = ddpm_context_device(ctx)->type == DDPM_DEVICE_CPU;
+  g_setenv("DDPM_KERNELS", cpu ? "gpu" : "cpu", TRUE);
+  golden_case(name);
+  g_unsetenv("DDPM_KERNELS");
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   ctx = test_context();
   g_test_add_data_func("/unet/golden/tiny", "tiny", golden_case);
   g_test_add_data_func("/unet/golden/tiny_b", "tiny_b", golden_case);
+  g_test_add_data_func("/unet/golden/tiny_b/other_kernels", "tiny_b",
+                       golden_other_kernels);
   g_test_add_func("/unet/batch_independence", test_batch_independence);
   int rc = g_test_run();
   unsigned msgs = ddpm_context_validation_messages(ctx);
