@@ -56,7 +56,9 @@ bool vk_buffer_create(ddpm_context *ctx, VkDeviceSize size, vk_mem_kind kind,
     .allocationSize = req.size,
     .memoryTypeIndex = (uint32_t)type,
   };
-  r = vkAllocateMemory(ctx->device, &mai, NULL, &out->mem);
+  r = vk_fault_hit(ctx, VK_FAULT_ALLOC)
+        ? VK_ERROR_OUT_OF_DEVICE_MEMORY
+        : vkAllocateMemory(ctx->device, &mai, NULL, &out->mem);
   if (r != VK_SUCCESS) {
     vkDestroyBuffer(ctx->device, out->buf, NULL);
     out->buf = VK_NULL_HANDLE;

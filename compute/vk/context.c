@@ -32,6 +32,19 @@ bool vk_fail(VkResult r, const char *what, GError **err) {
   return false;
 }
 
+void vk_fault_arm(ddpm_context *ctx, vk_fault_kind kind, uint64_t n) {
+  ctx->fault_count[kind] = 0;
+  ctx->fault_at[kind] = n;
+}
+
+uint64_t vk_fault_calls(const ddpm_context *ctx, vk_fault_kind kind) {
+  return ctx->fault_count[kind];
+}
+
+bool vk_fault_hit(ddpm_context *ctx, vk_fault_kind kind) {
+  return ++ctx->fault_count[kind] == ctx->fault_at[kind];
+}
+
 const char *ddpm_device_type_name(ddpm_device_type type) {
   switch (type) {
   case DDPM_DEVICE_INTEGRATED_GPU: return "integrated GPU";

@@ -139,9 +139,12 @@ bool vk_program_run(ddpm_context *ctx, vk_program *p, GError **err) {
     .pCommandBuffers = &p->cb,
   };
   VkResult r = vkResetFences(ctx->device, 1, &p->fence);
-  if (r == VK_SUCCESS) r = vkQueueSubmit(ctx->queue, 1, &si, p->fence);
+  if (r == VK_SUCCESS)
+    r = vk_fault_hit(ctx, VK_FAULT_SUBMIT) ? VK_ERROR_DEVICE_LOST
+                                            : vkQueueSubmit(ctx->queue, 1, &si, p->fence);
   if (r != VK_SUCCESS) return vk_fail(r, "vkQueueSubmit", err);
   r = vkWaitForFences(ctx->device, 1, &p->fence, VK_TRUE, UINT64_MAX);
+  if (r == VK_SUCCESS && vk_fault_hit(ctx, VK_FAULT_WAIT)) r = VK_TIMEOUT;
   return r == VK_SUCCESS || vk_fail(r, "vkWaitForFences", err);
 }
 

@@ -34,7 +34,24 @@ struct ddpm_context {
   unsigned validation_messages;
   uint64_t device_bytes, peak_device_bytes; /* live / peak allocations */
   GPtrArray *kernels; /* vk_kernel*, cached by (spirv, specialization) */
+  uint64_t fault_count[3]; /* calls seen, per vk_fault_kind */
+  uint64_t fault_at[3];    /* fail the call with this count (0: never) */
 };
+
+/* ---- fault injection (tests) ------------------------------------------ */
+
+/* Tests make the N-th device memory allocation, queue submit or fence wait
+ * fail (out of device memory, device lost, timeout) to check that every
+ * caller cleans up and reports.  A failed wait still waits for the work, so
+ * nothing is freed while the device uses it. */
+typedef enum { VK_FAULT_ALLOC, VK_FAULT_SUBMIT, VK_FAULT_WAIT } vk_fault_kind;
+/* Fail the n-th call of `kind` from now (1 = the next; 0 = never) and reset
+ * the count. */
+void vk_fault_arm(ddpm_context *ctx, vk_fault_kind kind, uint64_t n);
+/* Calls of `kind` since it was last armed (or since the context was made). */
+uint64_t vk_fault_calls(const ddpm_context *ctx, vk_fault_kind kind);
+/* Counts a call; true if this one must fail. */
+bool vk_fault_hit(ddpm_context *ctx, vk_fault_kind kind);
 
 /* Sets *err from a failed Vulkan call; always returns false. */
 bool vk_fail(VkResult r, const char *what, GError **err);
