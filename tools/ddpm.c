@@ -329,30 +329,7 @@ static char *grid_string(const int *ts, int n) {
 }
 
 static bool state_write(const char *path, const run_state_file *s, GError **err) {
-  JsonBuilder *b = json_builder_new();
-  json_builder_begin_object(b);
-  json_builder_set_member_name(b, "x_t");
-  json_builder_begin_object(b);
-  json_builder_set_member_name(b, "dtype");
-  json_builder_add_string_value(b, "F32");
-  json_builder_set_member_name(b, "shape");
-  json_builder_begin_array(b);
-  int dims[4] = {s->batch, s->c, s->h, s->w};
-  for (int i = 0; i < 4; i++) json_builder_add_int_value(b, dims[i]);
-  json_builder_end_array(b);
-  size_t n = (size_t)s->batch * s->c * s->h * s->w, bytes = n * sizeof(float);
-  json_builder_set_member_name(b, "data_offsets");
-  json_builder_begin_array(b);
-  json_builder_add_int_value(b, 0);
-  json_builder_add_int_value(b, (gint64)bytes);
-  json_builder_end_array(b);
-  json_builder_end_object(b);
-  json_builder_set_member_name(b, "__metadata__");
-  json_builder_begin_object(b);
-  char num[8][32];
-  const char *keys[] = {"format", "version", "model", "sampler", "steps", "step",
-                        "t", "timesteps", "seed", "eta", "batch", "channels",
-                        "height", "width"};
+  char num[10][32];
   g_snprintf(num[0], 32, "%d", STATE_VERSION);
   g_snprintf(num[1], 32, "%d", s->steps);
   g_snprintf(num[2], 32, "%d", s->step);
@@ -360,44 +337,17 @@ static bool state_write(const char *path, const run_state_file *s, GError **err)
   g_snprintf(num[4], 32, "%" G_GUINT64_FORMAT, s->seed);
   g_ascii_formatd(num[5], 32, "%.9g", s->eta);
   g_snprintf(num[6], 32, "%d", s->batch);
-  char dimstr[3][32];
-  g_snprintf(dimstr[0], 32, "%d", s->c);
-  g_snprintf(dimstr[1], 32, "%d", s->h);
-  g_snprintf(dimstr[2], 32, "%d", s->w);
-  const char *vals[] = {STATE_FORMAT, num[0], s->model,
-                        s->sampler == DDPM_SAMPLER_DDIM ? "ddim" : "ddpm",
-                        num[1], num[2], num[3], s->timesteps, num[4], num[5],
-                        num[6], dimstr[0], dimstr[1], dimstr[2]};
-  for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
-    json_builder_set_member_name(b, keys[i]);
-    json_builder_add_string_value(b, vals[i]);
-  }
-  json_builder_end_object(b);
-  json_builder_end_object(b);
-  JsonGenerator *gen = json_generator_new();
-  JsonNode *root = json_builder_get_root(b);
-  json_generator_set_root(gen, root);
-  gsize hlen = 0;
-  char *header = json_generator_to_data(gen, &hlen);
-  json_node_unref(root);
-  g_object_unref(gen);
-  g_object_unref(b);
-  size_t padded = (hlen + 7) & ~(size_t)7;
-  size_t total = 8 + padded + bytes;
-  guint8 *buf = g_malloc(total);
-  for (int i = 0; i < 8; i++) buf[i] = (guint8)((uint64_t)padded >> (8 * i));
-  memcpy(buf + 8, header, hlen);
-  memset(buf + 8 + hlen, ' ', padded - hlen);
-  memcpy(buf + 8 + padded, s->x, bytes); /* little-endian hosts only, as st_write */
-  g_free(header);
-  GError *e = NULL;
-  bool ok = g_file_set_contents(path, (const char *)buf, (gssize)total, &e);
-  if (!ok) {
-    g_set_error(err, DDPM_ERROR, DDPM_ERROR_IO, "%s: cannot write: %s", path, e->message);
-    g_error_free(e);
-  }
-  g_free(buf);
-  return ok;
+  g_snprintf(num[7], 32, "%d", s->c);
+  g_snprintf(num[8], 32, "%d", s->h);
+  g_snprintf(num[9], 32, "%d", s->w);
+  const char *meta[] = {
+    "format", STATE_FORMAT, "version", num[0], "model", s->model,
+    "sampler", s->sampler == DDPM_SAMPLER_DDIM ? "ddim" : "ddpm",
+    "steps", num[1], "step", num[2], "t", num[3], "timesteps", s->timesteps,
+    "seed", num[4], "eta", num[5], "batch", num[6], "channels", num[7],
+    "height", num[8], "width", num[9], NULL};
+  st_out_tensor x = {"x_t", ST_F32, 4, {s->batch, s->c, s->h, s->w}, s->x};
+  return st_write_meta(path, &x, 1, meta, err);
 }
 
 /* The __metadata__ object of a safetensors file that st_open accepted. */

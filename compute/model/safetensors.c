@@ -386,6 +386,11 @@ bool st_read_i64(const st_file *f, const st_tensor *t, int64_t *dst,
 
 bool st_write(const char *path, const st_out_tensor *tensors, size_t n,
               GError **err) {
+  return st_write_meta(path, tensors, n, NULL, err);
+}
+
+bool st_write_meta(const char *path, const st_out_tensor *tensors, size_t n,
+                   const char *const *metadata, GError **err) {
   JsonBuilder *b = json_builder_new();
   json_builder_begin_object(b);
   uint64_t offset = 0;
@@ -409,6 +414,15 @@ bool st_write(const char *path, const st_out_tensor *tensors, size_t n,
     json_builder_end_array(b);
     json_builder_end_object(b);
     offset += bytes;
+  }
+  if (metadata) {
+    json_builder_set_member_name(b, "__metadata__");
+    json_builder_begin_object(b);
+    for (const char *const *kv = metadata; kv[0] && kv[1]; kv += 2) {
+      json_builder_set_member_name(b, kv[0]);
+      json_builder_add_string_value(b, kv[1]);
+    }
+    json_builder_end_object(b);
   }
   json_builder_end_object(b);
   JsonGenerator *gen = json_generator_new();

@@ -81,6 +81,10 @@ typedef struct {
 /* Writes a safetensors file (atomically: temp file + rename). */
 bool st_write(const char *path, const st_out_tensor *tensors, size_t n,
               GError **err);
+/* The same with a __metadata__ object of string pairs: metadata is
+ * {key0, value0, key1, value1, ..., NULL} (or NULL for none). */
+bool st_write_meta(const char *path, const st_out_tensor *tensors, size_t n,
+                   const char *const *metadata, GError **err);
 
 /* IEEE half / bfloat16 conversions (round to nearest even). */
 float st_f16_to_f32(uint16_t h);
