@@ -71,6 +71,23 @@ static ddpm_context *open_context(GError **err) {
   return ddpm_context_new(&cp, err);
 }
 
+/* Resolves `spec` (a folder, a Hugging Face cache name, or NULL for the
+ * default model) into *dir and loads it on a new context *ctx; *size is
+ * the model's image side, *c its channels.  On failure the caller still
+ * frees *dir and *ctx. */
+static ddpm_model *open_model(const char *spec, char **dir, ddpm_context **ctx,
+                              int *size, int *c, GError **err) {
+  ddpm_model *m = NULL;
+  if (!(*dir = ddpm_resolve_model(spec, err)) || !(*ctx = open_context(err)) ||
+      !(m = ddpm_model_load(*ctx, *dir, err)))
+    return NULL;
+  ddpm_model_info info;
+  ddpm_model_get_info(m, &info);
+  *size = info.sample_size > 0 ? info.sample_size : 32;
+  *c = info.in_channels;
+  return m;
+}
+
 static int cmd_devices(void) {
   GError *err = NULL;
   size_t n = 0;
@@ -624,12 +641,8 @@ static int cmd_sample(run_mode mode, int argc, char **argv) {
   }
   p.resample = o.resample;
   if (o.noise && !(nf = st_open(o.noise, &err))) goto out;
-  if (!(model_dir = ddpm_resolve_model(model_spec, &err)) ||
-      !(ctx = open_context(&err)) || !(m = ddpm_model_load(ctx, model_dir, &err)))
-    goto out;
-  ddpm_model_info info;
-  ddpm_model_get_info(m, &info);
-  int size = info.sample_size > 0 ? info.sample_size : 32, c = info.in_channels;
+  int size, c;
+  if (!(m = open_model(model_spec, &model_dir, &ctx, &size, &c, &err))) goto out;
   size_t item = (size_t)c * size * size;
 
   /* The input: a PNG, or (with --noise) the file's sdedit.x0_in. */
@@ -896,12 +909,8 @@ static int cmd_nll(int argc, char **argv) {
     g_set_error_literal(&err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG, "--seed must be >= 0");
     goto out;
   }
-  if (!(model_dir = ddpm_resolve_model(model_spec, &err)) ||
-      !(ctx = open_context(&err)) || !(m = ddpm_model_load(ctx, model_dir, &err)))
-    goto out;
-  ddpm_model_info info;
-  ddpm_model_get_info(m, &info);
-  int size = info.sample_size > 0 ? info.sample_size : 32, c = info.in_channels;
+  int size, c;
+  if (!(m = open_model(model_spec, &model_dir, &ctx, &size, &c, &err))) goto out;
   size_t item = (size_t)c * size * size;
   x = g_new(float, item * n);
   for (int i = 0; i < n; i++) {
