@@ -57,4 +57,16 @@ static inline ddpm_context *test_context(void) {
   return ctx;
 }
 
+/* Frees the test context: exit status 1 if the validation layer reported
+ * anything during the run, else rc. */
+static inline int test_context_finish(ddpm_context *ctx, int rc) {
+  unsigned msgs = ddpm_context_validation_messages(ctx);
+  ddpm_context_free(ctx);
+  if (msgs) {
+    g_printerr("FAIL: %u validation message(s)\n", msgs);
+    return 1;
+  }
+  return rc;
+}
+
 #endif

@@ -101,11 +101,5 @@ int main(int argc, char **argv) {
   ctx = test_context();
   g_test_add_func("/faults/sweep", test_sweep);
   int rc = g_test_run();
-  unsigned msgs = ddpm_context_validation_messages(ctx);
-  ddpm_context_free(ctx);
-  if (msgs) {
-    g_printerr("FAIL: %u validation message(s)\n", msgs);
-    return 1;
-  }
-  return rc;
+  return test_context_finish(ctx, rc);
 }

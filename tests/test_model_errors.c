@@ -262,9 +262,7 @@ int main(int argc, char **argv) {
   int rc = g_test_run();
   write_model(NULL, NULL, 0);
   g_rmdir(tmpdir);
-  unsigned msgs = ddpm_context_validation_messages(ctx);
-  ddpm_context_free(ctx);
   g_free(cfg); g_free(wts); g_free(good_config); g_free(tmpdir);
   g_bytes_unref(good_weights);
-  return msgs ? 1 : rc;
+  return test_context_finish(ctx, rc);
 }

@@ -883,10 +883,8 @@ int main(int argc, char **argv) {
     g_bytes_unref(good[i]);
   }
   g_rmdir(tmpdir);
-  unsigned msgs = ddpm_context_validation_messages(ctx);
-  ddpm_context_free(ctx);
   g_rand_free(rng);
   g_free(tmpdir);
   g_free(src);
-  return msgs ? 1 : rc;
+  return test_context_finish(ctx, rc);
 }

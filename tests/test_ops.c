@@ -378,12 +378,6 @@ int main(int argc, char **argv) {
   g_test_add_func("/ops/arena_reuse", test_arena_reuse);
   g_test_add_func("/ops/wstore_derive", test_wstore_derive);
   int rc = g_test_run();
-  unsigned msgs = ddpm_context_validation_messages(ctx);
-  ddpm_context_free(ctx);
   g_rand_free(rng);
-  if (msgs) {
-    g_printerr("FAIL: %u validation message(s)\n", msgs);
-    return 1;
-  }
-  return rc;
+  return test_context_finish(ctx, rc);
 }

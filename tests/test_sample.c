@@ -370,7 +370,5 @@ int main(int argc, char **argv) {
   g_test_add_func("/sample/non_finite", test_non_finite);
   g_test_add_func("/sample/noise_estimate", test_noise_estimate);
   int rc = g_test_run();
-  unsigned msgs = ddpm_context_validation_messages(ctx);
-  ddpm_context_free(ctx);
-  return msgs ? 1 : rc;
+  return test_context_finish(ctx, rc);
 }

@@ -170,11 +170,5 @@ int main(int argc, char **argv) {
                        golden_other_kernels);
   g_test_add_func("/unet/batch_independence", test_batch_independence);
   int rc = g_test_run();
-  unsigned msgs = ddpm_context_validation_messages(ctx);
-  ddpm_context_free(ctx);
-  if (msgs) {
-    g_printerr("FAIL: %u validation message(s)\n", msgs);
-    return 1;
-  }
-  return rc;
+  return test_context_finish(ctx, rc);
 }
