@@ -278,7 +278,18 @@ static bool record(graph *g, GError **err) {
                                        nd->n_spec, err);
     if (!k) return false;
     vk_dispatch d = {.kernel = k};
-    for (uint32_t b = 0; b < nd->n_bind; b++) d.bindings[b] = resolve(g, nd->bind[b]);
+    for (uint32_t b = 0; b < nd->n_bind; b++) {
+      d.bindings[b] = resolve(g, nd->bind[b]);
+      uint64_t texels = nd->bind[b].texels
+        ? d.bindings[b].range / (nd->bind[b].texels * sizeof(float)) : 0;
+      if (texels > ctx->limits.maxTexelBufferElements) {
+        g_set_error(err, DDPM_ERROR, DDPM_ERROR_OUT_OF_MEMORY,
+                    "%s: an input of %" G_GUINT64_FORMAT " texels exceeds this "
+                    "device's texel buffers (%u); use a smaller batch or image",
+                    nd->op, (guint64)texels, ctx->limits.maxTexelBufferElements);
+        return false;
+      }
+    }
     memcpy(d.push, nd->push, nd->push_size);
     memcpy(d.groups, nd->groups, sizeof d.groups);
     if (!vk_program_dispatch(ctx, p, &d, err)) return false;

@@ -56,7 +56,7 @@ gtensor op_conv2d(graph *g, gtensor x, gweight w, gweight b, int cout,
   transpose_arg ta = {cout, x.c * p->k * p->k, (cout + cb - 1) / cb * cb};
   uint64_t wcount = (uint64_t)ta.ktot * ta.row;
   /* The tiled GEMM on GPUs, the direct kernel on CPUs. */
-  if (ops_use_cpu_kernels(g, MAX(gtensor_count(x), wcount / 4))) {
+  if (ops_use_cpu_kernels(g, wcount / 4)) {
     char tag[32];
     g_snprintf(tag, sizeof tag, "conv-rows-%d", ta.row);
     gweight wt = wstore_derive(graph_weights(g), w, tag, wcount, transpose_weights, &ta);

@@ -5,12 +5,12 @@
 
 #include "ops/ops.h"
 
-bool ops_use_cpu_kernels(graph *g, uint64_t texels) {
+bool ops_use_cpu_kernels(graph *g, uint64_t weight_texels) {
   ddpm_context *ctx = graph_context(g); /* NULL: a graph only planned */
   if (ctx) {
     const VkPhysicalDeviceLimits *l = &ctx->limits;
     if (l->minTexelBufferOffsetAlignment > VK_SUBALLOC_ALIGN ||
-        texels > l->maxTexelBufferElements)
+        weight_texels > l->maxTexelBufferElements)
       return false;
   }
   const char *env = g_getenv("DDPM_KERNELS");
