@@ -83,6 +83,11 @@ gimp_cleanup() {
 # and gimp_writes_check falls back to file times.
 gimp_overlay() {
   local run=$root.run
+  # Without an overlay: every file whose status changes from here on counts.
+  writes_stamp=$root/tmp/.gimp-ddpm-writes-stamp
+  rm -f "$writes_stamp"
+  touch "$writes_stamp"
+  sleep 0.05  # a change in the stamp's clock tick would not count as newer
   rm -rf --one-file-system "$run"
   mkdir -p "$run/upper" "$run/work" "$run/merged"
   if mount -t overlay overlay \
@@ -96,11 +101,6 @@ gimp_overlay() {
     writes_upper=
   fi
   mountpoint -q "$groot/proc" || mount -t proc proc "$groot/proc"
-  # Without an overlay: every file whose status changes from here on counts.
-  writes_stamp=$root/tmp/.gimp-ddpm-writes-stamp
-  rm -f "$writes_stamp"
-  touch "$writes_stamp"
-  sleep 0.05  # a change in the stamp's clock tick would not count as newer
 }
 
 # gimp_batch HOME SCRIPT [NAME=VALUE...]: runs SCRIPT (a path inside the
