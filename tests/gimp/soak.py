@@ -7,7 +7,9 @@
 # behind, and GIMP's RSS grew by at most DDPM_SOAK_MAX_GROWTH_MIB over the
 # last three quarters of the runs (the first quarter warms GIMP's caches).
 #   DDPM_SOAK_RUNS (200), DDPM_SOAK_STEPS (2), DDPM_SOAK_EVERY (20),
-#   DDPM_SOAK_MAX_GROWTH_MIB (8), DDPM_GIMP_RESULT (the summary line)
+#   DDPM_SOAK_MAX_GROWTH_MIB (8), DDPM_GIMP_RESULT (the summary line);
+#   DDPM_SOAK_CONTROL=1: no plug-in, GIMP alone; DDPM_SOAK_PACE: seconds
+#   to wait after each run.  run-soak.sh turns babl's LUTs off (see there).
 import os
 import sys
 import time
@@ -22,6 +24,12 @@ RUNS = int(os.environ.get('DDPM_SOAK_RUNS', '200'))
 STEPS = int(os.environ.get('DDPM_SOAK_STEPS', '2'))
 EVERY = int(os.environ.get('DDPM_SOAK_EVERY', '20'))
 MAX_GROWTH = float(os.environ.get('DDPM_SOAK_MAX_GROWTH_MIB', '8'))
+# The same images, selections and new layers without the plug-in: what GIMP
+# itself does with memory over such a session (the plug-in's share is the
+# difference).
+CONTROL = os.environ.get('DDPM_SOAK_CONTROL', '0') == '1'
+# Seconds to wait after each run (a control as long as a real soak).
+PACE = float(os.environ.get('DDPM_SOAK_PACE', '0'))
 
 
 def proc_status(pid):
@@ -48,8 +56,8 @@ def gimp_pid():
     raise RuntimeError('no gimp process above pid %d' % os.getpid())
 
 
-def rss_mib(pid):
-    v = proc_status(pid).get('VmRSS', '0 kB').split()[0]
+def rss_mib(pid, field='VmRSS'):
+    v = proc_status(pid).get(field, '0 kB').split()[0]
     return int(v) / 1024.0
 
 
@@ -75,8 +83,42 @@ def plug_ins_left(pid):
         time.sleep(0.1)
 
 
+def new_layer(img, name, w, h, shift):
+    """What a generate run adds, made by the script: a layer of pixels."""
+    src, layer = J.pattern_image(w, h, alpha=False, shift=shift)
+    px = J.pixels(layer)
+    src.delete()
+    layer = Gimp.Layer.new(img, name, w, h, Gimp.ImageType.RGB_IMAGE, 100,
+                           Gimp.LayerMode.NORMAL)
+    img.insert_layer(layer, None, 0)
+    buf = layer.get_buffer()
+    buf.set(J.Gegl.Rectangle.new(0, 0, w, h), J.fmt(layer), px)
+    buf.flush()
+    return layer
+
+
+def control_once(i):
+    kind = i % 3
+    if kind == 0:
+        img, base = J.pattern_image(64, 48, shift=i)
+        img.undo_group_start()
+        new_layer(img, 'sample', 64, 48, i + 1)
+        img.undo_group_end()
+    elif kind == 1:
+        img, layer = J.pattern_image(48, 40, shift=i)
+        img.select_rectangle(Gimp.ChannelOps.REPLACE, 4 + i % 16, 6, 20, 16)
+        layer.invert(False)
+    else:
+        img = Gimp.Image.new(32, 32, Gimp.ImageBaseType.RGB)
+        new_layer(img, 'sample', 32, 32, i)
+    img.delete()
+    return None
+
+
 def run_once(i):
     """Run i of the cycle; returns why it failed, or None."""
+    if CONTROL:
+        return control_once(i)
     seed = 1000 + i
     kind = i % 3
     if kind == 0:  # generate on an image
@@ -109,13 +151,17 @@ def main():
     t_start = time.time()
     samples = []  # (run, gimp RSS, script RSS, plug-ins left, images open, seconds)
     failures = []
+    trace = []  # GIMP's RSS after every run
 
     def sample(n):
         s = (n, rss_mib(gimp), rss_mib(os.getpid()), plug_ins_left(gimp),
              len(Gimp.get_images()) - images0, time.time() - t_start)
         samples.append(s)
         print('soak: after %3d runs: GIMP RSS %.1f MiB, script RSS %.1f MiB, '
-              'gimp-ddpm processes %d, images left %d, %.0f s' % s, flush=True)
+              'gimp-ddpm processes %d, images left %d, %.0f s' % s +
+              ' (GIMP: anon %.1f, file %.1f, shmem %.1f MiB, %s threads)' %
+              (rss_mib(gimp, 'RssAnon'), rss_mib(gimp, 'RssFile'), rss_mib(gimp, 'RssShmem'),
+               proc_status(gimp).get('Threads', '?')), flush=True)
 
     sample(0)
     for i in range(RUNS):
@@ -126,12 +172,20 @@ def main():
         if why:
             failures.append('run %d: %s' % (i + 1, why))
             print('soak: FAIL run %d: %s' % (i + 1, why), flush=True)
-        if (i + 1) % EVERY == 0 or i + 1 == RUNS:
+        time.sleep(PACE)
+        trace.append(rss_mib(gimp))
+        if (i + 1) % EVERY == 0 or i + 1 in (RUNS // 4, RUNS):
             sample(i + 1)
 
-    # Growth over the last three quarters: from the sample nearest run
-    # RUNS/4 (run 50 of 200) to the end.
-    quarter = min(samples, key=lambda s: abs(s[0] - RUNS / 4))
+    # Growth over the last three quarters: from run RUNS/4 (50 of 200) to
+    # the end.
+    quarter = [s for s in samples if s[0] == RUNS // 4][0]
+    with open('/tmp/gimp-ddpm-soak-trace.txt', 'w') as f:
+        f.write(''.join('%d %.1f\n' % (n + 1, r) for n, r in enumerate(trace)))
+    late = trace[RUNS // 4:]
+    print('soak: GIMP RSS after each of runs %d..%d: min %.1f, max %.1f MiB '
+          '(every run: /tmp/gimp-ddpm-soak-trace.txt)' %
+          (RUNS // 4 + 1, RUNS, min(late or [0]), max(late or [0])), flush=True)
     growth = samples[-1][1] - quarter[1]
     problems = list(failures[:5])
     if failures:
@@ -143,7 +197,8 @@ def main():
         problems.append('gimp-ddpm processes left behind')
     if samples[-1][4]:
         problems.append('%d images left open' % samples[-1][4])
-    figures = ('%d runs, %d steps, %.0f s; GIMP RSS %.1f MiB at start, %.1f after %d runs, '
+    figures = (('control, no plug-in: ' if CONTROL else '') +
+               '%d runs, %d steps, %.0f s; GIMP RSS %.1f MiB at start, %.1f after %d runs, '
                '%.1f at the end (+%.1f MiB over the last %d runs, at most %.0f allowed)' %
                (RUNS, STEPS, samples[-1][5], samples[0][1], quarter[1], quarter[0],
                 samples[-1][1], growth, RUNS - quarter[0], MAX_GROWTH))
