@@ -232,6 +232,47 @@ static void test_resume(void) {
   g_free(s15b); g_free(dir);
 }
 
+/* A masked, harmonized SDEdit run stopped and resumed (the state carries
+ * the input and the mask) saves the same state as the uninterrupted run. */
+static void test_resume_sdedit(void) {
+  char *dir = golden_path("tiny");
+  if (!dir) return;
+  const int w = 40, h = 24;
+  png_image_f in = {.c = 3, .h = h, .w = w, .bit_depth = 8};
+  png_image_f mask = {.c = 1, .h = h, .w = w, .bit_depth = 8};
+  in.data = g_new(float, 3 * w * h);
+  mask.data = g_new(float, w * h);
+  for (int i = 0; i < 3 * w * h; i++) in.data[i] = (float)((i * 37 % 255) / 127.5 - 1);
+  for (int i = 0; i < w * h; i++) mask.data[i] = (i % w) < w / 2 ? -1.0f : 1.0f;
+  char *in_path = tmp("sd-in.png"), *mask_path = tmp("sd-mask.png");
+  char *a_path = tmp("sd-a.safetensors"), *mid = tmp("sd-mid.safetensors"),
+       *b_path = tmp("sd-b.safetensors");
+  GError *e = NULL;
+  g_assert_true(png_write_float(in_path, &in, &e));
+  g_assert_true(png_write_float(mask_path, &mask, &e));
+  char *out = NULL, *err = NULL;
+#define RUN(...) do { int rc_ = run_cli(&out, &err, __VA_ARGS__, NULL); \
+    if (rc_) g_printerr("%s", err); \
+    g_assert_cmpint(rc_, ==, 0); \
+    g_clear_pointer(&out, g_free); g_clear_pointer(&err, g_free); } while (0)
+  RUN("sdedit", dir, in_path, "--mask", mask_path, "--steps", "20", "--strength",
+      "0.7", "--harmonize", "2", "--seed", "5", "--stop-at", "9", "--save-state", a_path);
+  RUN("sdedit", dir, in_path, "--mask", mask_path, "--steps", "20", "--strength",
+      "0.7", "--harmonize", "2", "--seed", "5", "--stop-at", "4", "--save-state", mid);
+  RUN("generate", "--resume", mid, "--stop-at", "9", "--save-state", b_path);
+#undef RUN
+  gchar *a, *b;
+  gsize na, nb;
+  g_assert_true(g_file_get_contents(a_path, &a, &na, NULL));
+  g_assert_true(g_file_get_contents(b_path, &b, &nb, NULL));
+  g_assert_cmpmem(a, na, b, nb);
+  g_assert_nonnull(g_strstr_len(a + 8, (gssize)na - 8, "\"resample\":\"2\""));
+  g_free(a); g_free(b);
+  png_image_clear(&in); png_image_clear(&mask);
+  g_free(in_path); g_free(mask_path); g_free(a_path); g_free(mid); g_free(b_path);
+  g_free(dir);
+}
+
 /* A copy of the state file `src` with metadata field `key` set to `value`
  * (NULL: removed), or with the tensor's dtype/shape header replaced by
  * `tensor_json`, or its first float set to `first`. */
@@ -291,7 +332,7 @@ static void test_bad_state(void) {
     const char *key, *value, *tensor, *needle;
   } cases[] = {
     {"format", "something-else", NULL, "'format'"},
-    {"version", "2", NULL, "'version' = 2"},
+    {"version", "3", NULL, "'version' = 3"},
     {"version", "x", NULL, "'version'"},
     {"seed", NULL, NULL, "'seed' is missing"},
     {"seed", "-1", NULL, "'seed'"},
@@ -321,7 +362,7 @@ static void test_bad_state(void) {
   expect_fail("NaN or Inf", "generate", "--resume", nan_x, "-o", o, NULL);
   /* A state made for another model (tiny_b: 1 channel, 24x24). */
   char *other = golden_path("tiny_b");
-  expect_fail("the model samples 1 x 24x24", "generate", other, "--resume", good,
+  expect_fail("x_t has 3 channel(s), the model samples 1", "generate", other, "--resume", good,
               "-o", o, NULL);
   char *junk = tmp("junk.safetensors");
   g_assert_true(g_file_set_contents(junk, "\x10\0\0\0\0\0\0\0{}", 10, NULL));
@@ -376,6 +417,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/cli/denoise_estimate", test_denoise_estimate);
   g_test_add_func("/cli/bad_input", test_bad_input);
   g_test_add_func("/cli/resume", test_resume);
+  g_test_add_func("/cli/resume_sdedit", test_resume_sdedit);
   g_test_add_func("/cli/bad_state", test_bad_state);
   g_test_add_func("/cli/nll", test_nll);
   int rc = g_test_run();

@@ -230,6 +230,61 @@ bool ddpm_sample_timesteps(ddpm_model *model, int steps, int *ts, GError **err);
 bool ddpm_sample(ddpm_model *model, const ddpm_sample_params *p, float *out,
                  GError **err);
 
+/* ---- run states: stop now, finish later ---------------------------------- */
+
+/* Everything needed to finish a run exactly: what ddpm_sample was given, how
+ * far it got and the sample at that point.  Stored as a safetensors file:
+ * tensors x_t [B, C, H, W] and, for runs from an image, init [B, C, H, W]
+ * and mask [1, 1, H, W]; the settings as strings in __metadata__ (format
+ * "gimp-ddpm-state", version, model, sampler, steps, step, t, timesteps,
+ * seed, eta, batch, channels, height, width, and t0, resample,
+ * denoise_sigma for runs from an image).  The CLI writes such files
+ * (--save-state); the GIMP plug-in keeps the same bytes in a parasite of
+ * each intermediate layer. */
+typedef struct {
+  char *model;          /* the model the run used, as it was given */
+  ddpm_sampler sampler;
+  int steps;            /* grid size */
+  float eta;
+  uint64_t seed;
+  int batch, channels, height, width;
+  int step;             /* steps of the run done */
+  int t;                /* the timestep the next step denoises */
+  int t0;               /* runs from an image: the grid's start timestep; else -1 */
+  int resample;         /* RePaint rounds (runs from an image) */
+  float denoise_sigma;  /* denoising runs: sigma; else 0 */
+  int *timesteps;       /* the run's grid, [steps] */
+  float *x;             /* [batch, C, H, W]: the sample after `step` steps */
+  float *init;          /* [batch, C, H, W] or NULL */
+  float *mask;          /* [H, W] or NULL */
+} ddpm_state;
+
+/* The state of run `p` on `model` after `step` of its steps (0 < step <
+ * ddpm_sample_steps_run), x being the sample then (for instance the x_t of a
+ * preview, or what ddpm_sample returns with stop_step).  `model_name` is
+ * recorded for resuming.  Copies x, p->init and p->mask. */
+ddpm_state *ddpm_state_new(ddpm_model *model, const char *model_name,
+                           const ddpm_sample_params *p, int step,
+                           const float *x, GError **err);
+void ddpm_state_free(ddpm_state *state);
+
+/* The state as safetensors bytes, and back.  Parsing checks every field and
+ * size (errors name `name` and the field) and that x, init and mask are
+ * finite; it does not need the model. */
+GBytes *ddpm_state_to_bytes(const ddpm_state *state);
+ddpm_state *ddpm_state_from_bytes(const void *data, size_t size,
+                                  const char *name, GError **err);
+bool ddpm_state_save(const ddpm_state *state, const char *path, GError **err);
+ddpm_state *ddpm_state_load(const char *path, GError **err);
+
+/* Sampling parameters that finish the run on `model`: sampler, steps, eta,
+ * seed, batch, size, init, mask, t0, resample, denoise_sigma, start_step and
+ * start_x.  Fails unless the model samples the state's shape and its
+ * scheduler makes the same grid.  The parameters point into `state`; keep it
+ * alive while they are used.  Change `seed` to branch a new finish. */
+bool ddpm_state_resume_params(const ddpm_state *state, ddpm_model *model,
+                              ddpm_sample_params *p, GError **err);
+
 /* Robust estimate of the Gaussian noise sigma of an image [c, h, w] (same
  * units as its values): median absolute diagonal Haar detail / 0.6745. */
 float ddpm_estimate_noise_sigma(const float *image, int c, int h, int w);
