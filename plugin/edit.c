@@ -12,10 +12,6 @@
 
 #include "plugin.h"
 
-static GimpValueArray *fail(GimpProcedure *procedure, GError *err) {
-  return gimp_procedure_new_return_values(procedure, GIMP_PDB_EXECUTION_ERROR, err);
-}
-
 /* Noise sigma (8-bit units) of the drawable inside the selection bounds. */
 static double estimate_sigma(GimpDrawable *drawable, int x, int y, int w, int h) {
   pixel_region r;
@@ -43,13 +39,13 @@ GimpValueArray *run_edit(GimpProcedure *procedure, GimpRunMode run_mode,
     g_set_error_literal(&err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
                         "indexed images are not supported: convert the image "
                         "to RGB (Image > Mode > RGB) first");
-    return fail(procedure, err);
+    return session_fail(procedure, err);
   }
   int sx, sy, sw, sh;
   if (!gimp_drawable_mask_intersect(drawable, &sx, &sy, &sw, &sh)) {
     g_set_error_literal(&err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
                         "the selection does not overlap the layer");
-    return fail(procedure, err);
+    return session_fail(procedure, err);
   }
 
   double estimate = denoise ? estimate_sigma(drawable, sx, sy, sw, sh) : 0;
@@ -85,11 +81,11 @@ GimpValueArray *run_edit(GimpProcedure *procedure, GimpRunMode run_mode,
   }
 
   pixel_region r;
-  if (!pixels_read(drawable, rx, ry, rw, rh, &r, &err)) return fail(procedure, err);
-  session *s = session_open(config, denoise ? "Denoising" : "Re-imagining", &err);
+  if (!pixels_read(drawable, rx, ry, rw, rh, &r, &err)) return session_fail(procedure, err);
+  session *s = session_open(config, denoise ? "Denoising" : "Re-imagining", NULL, &err);
   if (!s) {
     pixels_clear(&r);
-    return fail(procedure, err);
+    return session_fail(procedure, err);
   }
   int c = s->info.in_channels, size = s->size;
   float *init = pixels_to_model(r.colour, r.channels, rh, rw, c, size);
@@ -108,33 +104,46 @@ GimpValueArray *run_edit(GimpProcedure *procedure, GimpRunMode run_mode,
   }
   float *out = g_new(float, (size_t)c * size * size);
   bool ok = session_sample(s, config, &p, out, &err);
-  g_free(init);
-  g_free(mask);
-  if (!ok) {
-    g_free(out);
-    pixels_clear(&r);
-    session_free(s);
-    return fail(procedure, err);
-  }
-  pixels_from_model(out, c, size, r.colour, r.channels, rh, rw);
+  if (ok) pixels_from_model(out, c, size, r.colour, r.channels, rh, rw);
   g_free(out);
 
-  gimp_image_undo_group_start(image);
+  /* Everything is made before the image is touched: the previews (whose
+   * run states hold init and mask), then the result in the shadow buffer. */
+  pending pd;
+  pending_init(&pd, image);
   int ox = 0, oy = 0;
   gimp_drawable_get_offsets(drawable, &ox, &oy);
-  char *group = g_strdup_printf("DDPM %s seed %" G_GUINT64_FORMAT " previews",
-                                denoise ? "denoise" : "re-imagine", p.seed);
-  previews_add_layers(s, image, group, 0, rw, rh, ox + rx, oy + ry);
-  g_free(group);
-  GeglBuffer *shadow = gimp_drawable_get_shadow_buffer(drawable);
-  pixels_write(shadow, drawable, &r);
-  g_object_unref(shadow);
-  gimp_drawable_merge_shadow(drawable, TRUE);
-  gimp_drawable_update(drawable, rx, ry, rw, rh);
-  gimp_image_undo_group_end(image);
-  gimp_displays_flush();
+  if (ok) {
+    char *group = g_strdup_printf("DDPM %s seed %" G_GUINT64_FORMAT " previews",
+                                  denoise ? "denoise" : "re-imagine", p.seed);
+    ok = previews_prepare(s, image, &pd, group, 0, rw, rh, ox + rx, oy + ry, &err);
+    g_free(group);
+  }
+  g_free(init);
+  g_free(mask);
+  if (ok) {
+    GeglBuffer *shadow = gimp_drawable_get_shadow_buffer(drawable);
+    pixels_write(shadow, drawable, &r);
+    g_object_unref(shadow);
+    /* One undo step: the previews, then the pixels merged through the
+     * selection. */
+    gimp_image_undo_group_start(image);
+    ok = pending_commit(&pd, &err);
+    if (ok && (testhook_fail("merge", 0) || !gimp_drawable_merge_shadow(drawable, TRUE))) {
+      g_set_error_literal(&err, DDPM_ERROR, DDPM_ERROR_IO,
+                          "GIMP refused to merge the result into the layer; "
+                          "the image was left as it was");
+      pending_rollback(&pd);
+      ok = false;
+    }
+    gimp_image_undo_group_end(image);
+  }
+  pending_discard(&pd);
   pixels_clear(&r);
   session_free(s);
+  if (!ok) return session_fail(procedure, err);
+  gimp_drawable_update(drawable, rx, ry, rw, rh);
+  gimp_displays_flush();
 
   GimpValueArray *ret = gimp_procedure_new_return_values(procedure, GIMP_PDB_SUCCESS, NULL);
   if (denoise) GIMP_VALUES_SET_DOUBLE(ret, 1, sigma);

@@ -29,15 +29,28 @@ trap cleanup EXIT
 cleanup
 mount -t proc proc "$root/proc"
 
-# A fresh copy of the sources (tracked and new files, not build outputs).
-rm -rf "$root/src/gimp-ddpm"
-mkdir -p "$root/src/gimp-ddpm"
+# The sources (tracked and new files, not build outputs) into the root's
+# /src/gimp-ddpm.  Only files whose content changed are replaced: tar keeps
+# mtimes, and the root's build folder is shared by every checkout that runs
+# here, so a copied file older than its object would not be rebuilt.
+stage="$root/src/gimp-ddpm.stage"
+rm -rf "$stage"
+mkdir -p "$stage" "$root/src/gimp-ddpm"
 if git -C "$src" rev-parse --git-dir >/dev/null 2>&1; then
   (cd "$src" && git ls-files -z --cached --others --exclude-standard |
-     tar --null -T - -cf -) | tar -xf - -C "$root/src/gimp-ddpm"
+     tar --null -T - -cf -) | tar -xf - -C "$stage"
 else
-  tar -C "$src" --exclude='./build*' -cf - . | tar -xf - -C "$root/src/gimp-ddpm"
+  tar -C "$src" --exclude='./build*' -cf - . | tar -xf - -C "$stage"
 fi
+(cd "$stage" && find . -type f) | while read -r f; do
+  cmp -s "$stage/$f" "$root/src/gimp-ddpm/$f" && continue
+  mkdir -p "$(dirname "$root/src/gimp-ddpm/$f")"
+  cp "$stage/$f" "$root/src/gimp-ddpm/$f"  # a new mtime: rebuilt
+done
+(cd "$root/src/gimp-ddpm" && find . -type f) | while read -r f; do
+  [ -e "$stage/$f" ] || rm -f "$root/src/gimp-ddpm/$f"
+done
+rm -rf "$stage"
 
 chroot "$root" sh -ec '
   cd /src/gimp-ddpm
@@ -54,7 +67,8 @@ chroot "$root" sh -ec '
 }
 echo "gimp tests: plug-in built and installed in the trixie root" >&2
 
-rm -rf "$root/tmp/gimp-home" "$root/tmp/gimp-ddpm-result" "$root/tmp/gimp-ddpm-out"
+rm -rf "$root/tmp/gimp-home" "$root/tmp/gimp-ddpm-result" "$root/tmp/gimp-ddpm-out" \
+  "$root/tmp/gimp-ddpm-hooks"
 mkdir -p "$root/tmp/gimp-home"
 start=$(date +%s)
 # Lavapipe, the CPU Vulkan driver (the root sees no GPU anyway).  GIMP exits
@@ -64,6 +78,7 @@ chroot "$root" env -i HOME=/tmp/gimp-home PATH=/usr/bin:/bin LANG=C.UTF-8 \
   VK_DRIVER_FILES=/usr/share/vulkan/icd.d/lvp_icd.json \
   VK_ICD_FILENAMES=/usr/share/vulkan/icd.d/lvp_icd.json \
   DDPM_GIMP_RESULT=/tmp/gimp-ddpm-result \
+  DDPM_PLUGIN_TEST_HOOKS=/tmp/gimp-ddpm-hooks \
   gimp-console-3.0 -i -d -f --quit --batch-interpreter=python-fu-eval \
   -b "exec(open('/src/gimp-ddpm/tests/gimp/test_plugin.py').read())" 2>&1 |
   grep -Ev 'scriptfu-WARNING|^$|declared resource name|gimp_flush\(\): error: Broken pipe'
