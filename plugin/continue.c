@@ -31,21 +31,6 @@ static ddpm_state *layer_state(GimpDrawable *drawable, GError **err) {
   return st;
 }
 
-/* A layer of the image's kind with colour planes and, when given, alpha. */
-static GimpLayer *result_layer(GimpImage *image, const char *name, int w, int h,
-                               float *colour, int lc, float *alpha) {
-  GimpImageType type = lc == 1 ? (alpha ? GIMP_GRAYA_IMAGE : GIMP_GRAY_IMAGE)
-                               : (alpha ? GIMP_RGBA_IMAGE : GIMP_RGB_IMAGE);
-  GimpLayer *layer = gimp_layer_new(image, name, w, h, type, 100.0,
-                                    gimp_image_get_default_new_layer_mode(image));
-  pixel_region r = {.w = w, .h = h, .channels = lc, .alpha = alpha != NULL,
-                    .colour = colour, .alpha_plane = alpha};
-  GeglBuffer *buf = gimp_drawable_get_buffer(GIMP_DRAWABLE(layer));
-  pixels_write(buf, GIMP_DRAWABLE(layer), &r);
-  g_object_unref(buf);
-  return layer;
-}
-
 GimpValueArray *run_continue(GimpProcedure *procedure, GimpRunMode run_mode,
                              GimpImage *image, GimpDrawable **drawables,
                              GimpProcedureConfig *config, gpointer data) {
@@ -108,12 +93,6 @@ GimpValueArray *run_continue(GimpProcedure *procedure, GimpRunMode run_mode,
   int w = gimp_drawable_get_width(kept), h = gimp_drawable_get_height(kept);
   int ox = 0, oy = 0;
   gimp_drawable_get_offsets(kept, &ox, &oy);
-  int lc = gimp_image_get_base_type(image) == GIMP_GRAY ? 1 : 3;
-  float *colour = g_new(float, (size_t)lc * w * h), *alpha = NULL;
-  if (st->mask) {
-    alpha = g_new(float, (size_t)w * h);
-    ddpm_resize(st->mask, 1, size, size, alpha, h, w);
-  }
   char *label = session_sampler_label(&q);
   pending pd;
   pending_init(&pd, image);
@@ -122,10 +101,9 @@ GimpValueArray *run_continue(GimpProcedure *procedure, GimpRunMode run_mode,
     char *group = g_strdup_printf("DDPM continue seed %" G_GUINT64_FORMAT " previews", sd);
     ok = previews_prepare(s, image, &pd, group, j, w, h, ox, oy, &err);
     g_free(group);
-    pixels_from_model(out + j * n, c, size, colour, lc, h, w);
     char *name = g_strdup_printf("DDPM continued from t=%d (seed %" G_GUINT64_FORMAT
                                  ", %s)", st->t, sd, label);
-    GimpLayer *layer = result_layer(image, name, w, h, colour, lc, alpha);
+    GimpLayer *layer = pixels_new_layer(image, name, w, h, out + j * n, c, size, st->mask);
     g_free(name);
     gimp_layer_set_offsets(layer, ox, oy);
     char *extra = g_strdup_printf("continued-from-t=%d\ncontinued-from-step=%d\n",
@@ -146,8 +124,6 @@ GimpValueArray *run_continue(GimpProcedure *procedure, GimpRunMode run_mode,
   }
   pending_discard(&pd);
   g_free(label);
-  g_free(colour);
-  g_free(alpha);
   g_free(out);
   g_free(xs);
   g_free(inits);

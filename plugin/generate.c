@@ -44,9 +44,7 @@ GimpValueArray *run_generate(GimpProcedure *procedure, GimpRunMode run_mode,
     gimp_image_undo_disable(image);
   }
   int w = gimp_image_get_width(image), h = gimp_image_get_height(image);
-  int lc = gimp_image_get_base_type(image) == GIMP_GRAY ? 1 : 3;
   char *label = session_sampler_label(&p);
-  float *colour = g_new(float, (size_t)lc * w * h);
   size_t item = (size_t)c * size * size;
   pending pd;
   pending_init(&pd, image);
@@ -56,10 +54,9 @@ GimpValueArray *run_generate(GimpProcedure *procedure, GimpRunMode run_mode,
     char *group = g_strdup_printf("DDPM generate seed %" G_GUINT64_FORMAT " previews", seed);
     ok = previews_prepare(s, image, &pd, group, k, w, h, 0, 0, &err);
     g_free(group);
-    pixels_from_model(out + k * item, c, size, colour, lc, h, w);
     char *name = g_strdup_printf("DDPM sample %d (seed %" G_GUINT64_FORMAT ", %s)",
                            k + 1, seed, label);
-    GimpLayer *layer = pixels_new_layer(image, name, w, h, colour, lc);
+    GimpLayer *layer = pixels_new_layer(image, name, w, h, out + k * item, c, size, NULL);
     g_free(name);
     char *text = session_params_text(s, &p, seed, NULL);
     GimpParasite *par = gimp_parasite_new(PARASITE_PARAMS, GIMP_PARASITE_PERSISTENT,
@@ -69,7 +66,6 @@ GimpValueArray *run_generate(GimpProcedure *procedure, GimpRunMode run_mode,
     g_free(text);
     pending_add(&pd, layer, NULL);
   }
-  g_free(colour);
   g_free(label);
   g_free(out);
   session_free(s);

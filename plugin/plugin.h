@@ -98,41 +98,38 @@ char *session_sampler_label(const ddpm_sample_params *p);
 char *session_params_text(const session *s, const ddpm_sample_params *p,
                           uint64_t seed, const char *extra);
 
-/* ---- pixels.c: drawables <-> planar floats ----------------------------- */
+/* ---- pixels.c: drawables <-> the model's planar floats ---------------- */
 
-typedef struct {
-  int x, y, w, h;       /* drawable coordinates */
-  int channels;         /* colour channels of the drawable: 1 or 3 */
-  bool alpha;
-  float *colour;        /* [channels, h, w] in [0, 1], non-linear */
-  float *alpha_plane;   /* [h, w] or NULL */
-} pixel_region;
+/* A rectangle of the drawable (its colour space's non-linear encoding, what
+ * models are trained on) scaled to the model: [mc, size, size] in [-1, 1]
+ * (area averaging when shrinking, bilinear when enlarging; grey and RGB
+ * converted to mc channels).  Read a strip at a time. */
+float *pixels_read_model(GimpDrawable *drawable, int x, int y, int w, int h,
+                         int mc, int size, GError **err);
 
-/* Reads a rectangle of the drawable as planar floats in its own colour
- * space's non-linear encoding (what the model was trained on). */
-bool pixels_read(GimpDrawable *drawable, int x, int y, int w, int h,
-                 pixel_region *r, GError **err);
-void pixels_clear(pixel_region *r);
+/* A rectangle at full resolution, planar [channels, h, w] in [0, 1]
+ * (for small crops: the noise estimate). */
+float *pixels_read_sample(GimpDrawable *drawable, int x, int y, int w, int h,
+                          int *channels);
 
-/* The selection's coverage [h, w] in 0..1 over the rectangle (drawable
- * coordinates); all ones when nothing is selected. */
-float *pixels_selection_mask(GimpImage *image, GimpDrawable *drawable, int x,
-                             int y, int w, int h);
+/* The selection's coverage over the rectangle (drawable coordinates)
+ * scaled to [size, size] in 0..1; all ones when nothing is selected. */
+float *pixels_selection_model(GimpImage *image, GimpDrawable *drawable, int x,
+                              int y, int w, int h, int size);
 
-/* Writes colour (and the kept alpha) of r into `buffer` at r's rectangle. */
-void pixels_write(GeglBuffer *buffer, GimpDrawable *drawable,
-                  const pixel_region *r);
+/* Model planes [mc, size, size] in [-1, 1] scaled to w x h and written into
+ * `buffer` (of `drawable`, or its shadow) at (x, y), a strip at a time.
+ * Alpha, when the drawable has it: alpha_model [size, size] scaled up, or
+ * else the drawable's own alpha kept. */
+void pixels_write_model(GeglBuffer *buffer, GimpDrawable *drawable, int x,
+                        int y, int w, int h, const float *model, int mc,
+                        int size, const float *alpha_model);
 
-/* Model space [-1, 1] with mc channels at size x size <-> a region's
- * colour planes ([0, 1], rc channels, rh x rw). */
-float *pixels_to_model(const float *colour, int rc, int rh, int rw, int mc,
-                       int size);
-void pixels_from_model(const float *x, int mc, int size, float *colour, int rc,
-                       int rh, int rw);
-
-/* A new layer of the image's type holding colour planes [c, h, w]. */
+/* A new layer of the image's base type holding model planes scaled to
+ * w x h, with alpha from alpha_model when given. */
 GimpLayer *pixels_new_layer(GimpImage *image, const char *name, int w, int h,
-                            const float *colour, int c);
+                            const float *model, int mc, int size,
+                            const float *alpha_model);
 
 /* ---- procedures -------------------------------------------------------- */
 

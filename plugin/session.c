@@ -243,10 +243,9 @@ static bool attach_state(session *s, const preview_frame *f, int item,
 /* A hidden layer of model-space planes, added to the pending results. */
 static GimpLayer *hidden_layer(session *s, GimpImage *image, pending *pd,
                                GimpLayer *group, const char *name,
-                               const float *planes, float *colour, int lc,
-                               int w, int h, int ox, int oy) {
-  pixels_from_model(planes, s->info.in_channels, s->size, colour, lc, h, w);
-  GimpLayer *layer = pixels_new_layer(image, name, w, h, colour, lc);
+                               const float *planes, int w, int h, int ox, int oy) {
+  GimpLayer *layer = pixels_new_layer(image, name, w, h, planes, s->info.in_channels,
+                                      s->size, NULL);
   gimp_layer_set_offsets(layer, ox, oy);
   gimp_item_set_visible(GIMP_ITEM(layer), FALSE);
   pending_add(pd, layer, group);
@@ -257,13 +256,10 @@ bool previews_prepare(session *s, GimpImage *image, pending *pd,
                       const char *group_name, int item, int w, int h, int ox,
                       int oy, GError **err) {
   if (s->previews->len == 0) return true;
-  int c = s->info.in_channels, size = s->size;
-  int lc = gimp_image_get_base_type(image) == GIMP_GRAY ? 1 : 3;
-  size_t n = (size_t)c * size * size;
+  size_t n = (size_t)s->info.in_channels * s->size * s->size;
   GimpLayer *group = GIMP_LAYER(gimp_group_layer_new(image, group_name));
   gimp_item_set_visible(GIMP_ITEM(group), FALSE);
   pending_add(pd, group, NULL);
-  float *colour = g_new(float, (size_t)lc * w * h);
   bool ok = true;
   /* Oldest at the bottom, so the stack reads like the process. */
   for (guint i = 0; i < s->previews->len && ok; i++) {
@@ -275,7 +271,7 @@ bool previews_prepare(session *s, GimpImage *image, pending *pd,
       if (!planes[k]) continue;
       char *name = g_strdup_printf("t=%d %s", f->t, kinds[k]);
       GimpLayer *layer = hidden_layer(s, image, pd, group, name, planes[k] + item * n,
-                                      colour, lc, w, h, ox, oy);
+                                      w, h, ox, oy);
       g_free(name);
       ok = !testhook_fail("prepare", (int)i) && attach_state(s, f, item, layer, err);
       if (!ok && err && !*err)
@@ -285,11 +281,9 @@ bool previews_prepare(session *s, GimpImage *image, pending *pd,
     for (int j = 0; f->finishes && j < s->finishes && ok; j++) {
       char *name = g_strdup_printf("t=%d finish %d", f->t, j + 1);
       hidden_layer(s, image, pd, group, name,
-                   f->finishes + ((size_t)item * s->finishes + j) * n, colour, lc,
-                   w, h, ox, oy);
+                   f->finishes + ((size_t)item * s->finishes + j) * n, w, h, ox, oy);
       g_free(name);
     }
   }
-  g_free(colour);
   return ok;
 }

@@ -348,6 +348,11 @@ bool ddpm_nll(ddpm_model *model, const float *x0, int batch, int height,
 void ddpm_resize(const float *src, int c, int sh, int sw, float *dst, int dh,
                  int dw);
 
+/* Rows y0..y1-1 of what ddpm_resize makes, into dst [c, y1 - y0, dw]: the
+ * same values, for writing a large picture a strip at a time. */
+void ddpm_resize_rows(const float *src, int c, int sh, int sw, float *dst,
+                      int dh, int dw, int y0, int y1);
+
 /* Converts planar src [sc, hw] into dst [dc, hw]: grey is replicated into
  * every channel, RGB becomes grey by Rec. 601 luma. */
 void ddpm_convert_channels(const float *src, int sc, float *dst, int dc,

@@ -490,11 +490,74 @@ def test_integrity():
     check('integrity: a run after the failures succeeds', ok(res), str(res.index(0)))
 
 
+def plugin_peak_watch():
+    """Polls the gimp-ddpm processes' VmHWM in a thread; the returned
+    function stops it and gives the largest seen (KiB)."""
+    import threading
+    best = [0]
+    stop = threading.Event()
+
+    def poll():
+        while not stop.wait(0.05):
+            for pid in os.listdir('/proc'):
+                try:
+                    with open('/proc/%s/status' % pid) as f:
+                        st = f.read()
+                except (OSError, ValueError):
+                    continue
+                if 'Name:\tgimp-ddpm' in st:
+                    for line in st.splitlines():
+                        if line.startswith('VmHWM:'):
+                            best[0] = max(best[0], int(line.split()[1]))
+    t = threading.Thread(target=poll, daemon=True)
+    t.start()
+
+    def done():
+        stop.set()
+        t.join()
+        return best[0]
+    return done
+
+
+def test_huge():
+    """A 16k x 16k layer: read and written a strip at a time (no float copy
+    of the whole layer), in sensible time."""
+    side = 16384
+    img = Gimp.Image.new(side, side, Gimp.ImageBaseType.RGB)
+    made.append(img)
+    layer = Gimp.Layer.new(img, 'huge', side, side, Gimp.ImageType.RGB_IMAGE, 100,
+                           Gimp.LayerMode.NORMAL)
+    img.insert_layer(layer, None, 0)
+    layer.fill(Gimp.FillType.WHITE)
+    corner = Gegl.Rectangle.new(side - 64, side - 64, 64, 64)
+
+    def patch(l):
+        return bytes(l.get_buffer().get(corner, 1.0, "R'G'B' u8", Gegl.AbyssPolicy.NONE))
+    before = patch(layer)
+    peak = plugin_peak_watch()
+    Gimp.Selection.all(img)
+    res = run('plug-in-ddpm-reimagine', image=img, drawables=[layer], steps=2, strength=0.9,
+              seed=1, random_seed=False, context_margin=0)
+    check('16k x 16k: re-imagine the whole layer', ok(res), str(res.index(0)))
+    check('16k x 16k: pixels written', patch(layer) != before)
+    Gimp.Selection.none(img)
+    res = run('plug-in-ddpm-generate', image=img, drawables=[layer], steps=2, seed=1,
+              random_seed=False)
+    top = img.get_layers()[0]
+    check('16k x 16k: generate a layer the size of the image', ok(res) and
+          (top.get_width(), top.get_height()) == (side, side))
+    kib = peak()
+    print('16k x 16k: plug-in peak RSS %.0f MiB (a float copy of the layer would '
+          'be 3072 MiB)' % (kib / 1024), flush=True)
+    check('16k x 16k: plug-in memory bounded (< 1.5 GiB)', 0 < kib < 3 << 19, '%d KiB' % kib)
+    img.delete()
+
+
 def main():
     for t in (test_arguments, test_generate_new_image, test_generate_on_image_with_previews,
               test_reimagine_rect, test_reimagine_feathered, test_reimagine_gray16_offset,
               test_denoise, test_bad_model, test_indexed, test_continue_generate,
-              test_continue_edit, test_finishes, test_integrity):
+              test_continue_edit, test_finishes, test_integrity, test_huge):
         try:
             t()
         except Exception:
