@@ -181,15 +181,8 @@ static void fill_noise(const ddpm_sample_params *p, const plan *pl,
   }
   for (int b = 0; b < p->batch; b++)
     for (size_t i = 0; i < pl->item; i++)
-      out[b * pl->item + i] = ddpm_noise(p->seed + (uint64_t)b, stream, i);
-}
-
-/* diffusers add_noise: sqrt(abar) * x0 + sqrt(1 - abar) * noise. */
-static void add_noise(const ddpm_schedule *s, int t, const float *x0,
-                      const float *noise, size_t n, float *out) {
-  float abar = s->alphas_cumprod[t];
-  float a = sqrtf(abar), b = sqrtf(1.0f - abar);
-  for (size_t i = 0; i < n; i++) out[i] = a * x0[i] + b * noise[i];
+      out[b * pl->item + i] =
+        ddpm_noise(p->seed + (p->shared_noise ? 0 : (uint64_t)b), stream, i);
 }
 
 /* ---- per-step scalars (layout shared with shaders/sample_step.comp) ---- */
@@ -259,7 +252,8 @@ static void stepper_free(stepper *st) {
 }
 
 static bool stepper_init(stepper *st, ddpm_model *m, ddpm_sampler sampler,
-                         uint64_t seed, int batch, int h, int w, GError **err) {
+                         uint64_t seed, bool shared_noise, int batch, int h,
+                         int w, GError **err) {
   memset(st, 0, sizeof *st);
   const ddpm_unet_config *cfg = ddpm_model_config(m);
   const ddpm_schedule *s = ddpm_model_schedule(m);
@@ -286,6 +280,7 @@ static bool stepper_init(stepper *st, ddpm_model *m, ddpm_sampler sampler,
     .clip = s->clip_sample,
     .masked = 1,
     .clip_range = s->clip_sample_range,
+    .shared_noise = shared_noise,
   };
   op_sample_step(g, st->x, st->io.eps, st->params, st->init, st->mask, st->zs,
                  st->zk, st->x0, &ssp);
@@ -312,7 +307,7 @@ bool ddpm_sample_step(ddpm_model *m, ddpm_sampler sampler, int steps,
                       GError **err) {
   const ddpm_schedule *s = ddpm_model_schedule(m);
   stepper st;
-  if (!stepper_init(&st, m, sampler, 0, batch, h, w, err)) return false;
+  if (!stepper_init(&st, m, sampler, 0, false, batch, h, w, err)) return false;
   step_values sv = {{0}};
   if (sampler == DDPM_SAMPLER_DDPM) ddpm_coeffs(s, steps, t, &sv);
   else ddim_coeffs(s, steps, t, eta, &sv);
@@ -338,7 +333,8 @@ bool ddpm_sample(ddpm_model *m, const ddpm_sample_params *p, float *out,
   bool masked = p->init && p->mask && !denoise;
   int rounds = masked && p->resample > 1 ? p->resample : 1;
   stepper st;
-  if (!stepper_init(&st, m, p->sampler, p->seed, p->batch, pl.h, pl.w, err)) {
+  if (!stepper_init(&st, m, p->sampler, p->seed, p->shared_noise, p->batch,
+                    pl.h, pl.w, err)) {
     g_free(pl.ts);
     return false;
   }
@@ -353,7 +349,7 @@ bool ddpm_sample(ddpm_model *m, const ddpm_sample_params *p, float *out,
     for (size_t i = 0; i < n; i++) x[i] = a * p->init[i];
   } else if (p->init) {
     fill_noise(p, &pl, p->noise_start, STREAM_START, tmp);
-    add_noise(s, pl.ts[pl.first], p->init, tmp, n, x);
+    ddpm_schedule_add_noise(s, pl.ts[pl.first], p->init, tmp, n, x);
   } else {
     fill_noise(p, &pl, p->noise_start, STREAM_START, x);
   }

@@ -24,6 +24,7 @@ layout(push_constant) uniform P {
   uint count, item, hw, seed_lo, seed_hi;
   uint ddim, prediction, clip, masked;
   float clip_range;
+  uint shared_noise; // every batch item draws the noise of item 0
 } p;
 
 // Per-step parameters (sp[]), written by the host before each run.
@@ -32,6 +33,7 @@ const uint ABAR = 0, C0 = 1, C1 = 2, SD = 3, KA = 4, KB = 5, KNOWN = 6,
            STREAM_R = 12, INJECT_S = 13, INJECT_K = 14;
 
 float noise(uint stream, uint b, uint i) {
+  if (p.shared_noise != 0u) b = 0u;
   uint lo = p.seed_lo + b;
   return philox_normal(uvec2(lo, p.seed_hi + (lo < b ? 1u : 0u)), stream, i, 0u);
 }

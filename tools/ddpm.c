@@ -9,6 +9,8 @@
  *   ddpm nll [MODEL] IMAGE.png... [--timesteps K] [--seed S]
  *   ddpm sdedit [MODEL] IN.png [--mask M.png] [--strength S | --t0 T] ...
  *   ddpm denoise [MODEL] IN.png [--sigma S] ...
+ *   ddpm interpolate [MODEL] A.png B.png [--t T] [--frames N] ...  (cmd_interpolate.c)
+ *   ddpm progressive [MODEL] [--every K] [--finishes N] ...        (cmd_progressive.c)
  *
  * Everything goes through include/ddpm/ddpm.h; the safetensors reader and
  * writer (a file-format utility of the library) serve `eps`. */
@@ -21,13 +23,14 @@
 
 #include <json-glib/json-glib.h>
 
+#include "cli.h"
 #include "ddpm/ddpm.h"
 #include "model/safetensors.h"
 #include "png_io.h"
 
 static const char *device_opt;
 
-static int fail(GError *err) {
+int fail(GError *err) {
   fprintf(stderr, "ddpm: %s\n", err ? err->message : "failed");
   g_clear_error(&err);
   return 1;
@@ -54,6 +57,12 @@ static int usage(void) {
           "                                  re-imagine an image (or its masked part)\n"
           "  denoise [MODEL] IN.png [--sigma S] -o OUT.png\n"
           "                                  remove Gaussian noise (sigma estimated)\n"
+          "  interpolate [MODEL] A.png B.png [--t T] [--frames N] [--slerp]\n"
+          "           -o STRIP.png [--frames-dir DIR]\n"
+          "                                  frames between two pictures through x_t\n"
+          "  progressive [MODEL] [--every K] [--finishes N] -o GRID.png\n"
+          "                                  x_t, predicted x0 and N finishes every\n"
+          "                                  K steps of one run\n"
           "  nll [MODEL] IMAGE.png... [--timesteps K] [--seed S]\n"
           "                                  variational bound in bits/dim (K < T:\n"
           "                                  an estimate with its standard error)\n"
@@ -71,12 +80,9 @@ static ddpm_context *open_context(GError **err) {
   return ddpm_context_new(&cp, err);
 }
 
-/* Resolves `spec` (a folder, a Hugging Face cache name, or NULL for the
- * default model) into *dir and loads it on a new context *ctx; *size is
- * the model's image side, *c its channels.  On failure the caller still
- * frees *dir and *ctx. */
-static ddpm_model *open_model(const char *spec, char **dir, ddpm_context **ctx,
-                              int *size, int *c, GError **err) {
+/* See cli.h. */
+ddpm_model *open_model(const char *spec, char **dir, ddpm_context **ctx,
+                       int *size, int *c, GError **err) {
   ddpm_model *m = NULL;
   if (!(*dir = ddpm_resolve_model(spec, err)) || !(*ctx = open_context(err)) ||
       !(m = ddpm_model_load(*ctx, *dir, err)))
@@ -251,15 +257,7 @@ static GOptionEntry *sample_entries(sample_opts *o, bool image_input) {
   return e;
 }
 
-typedef struct {
-  gint64 start;
-  bool tty;
-  const char *previews;
-  int batch, c, h, w;
-  GError *error;
-} run_state;
-
-static bool on_progress(const ddpm_progress *p, void *user) {
+bool on_progress(const ddpm_progress *p, void *user) {
   run_state *rs = user;
   if (p->x_t && rs->previews) {
     const float *imgs[2] = {p->x_t, p->x0_pred};
@@ -730,6 +728,8 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "sdedit")) return cmd_sample(MODE_SDEDIT, argc - i + 1, argv + i - 1);
   if (!strcmp(cmd, "denoise")) return cmd_sample(MODE_DENOISE, argc - i + 1, argv + i - 1);
   if (!strcmp(cmd, "nll")) return cmd_nll(argc - i + 1, argv + i - 1);
+  if (!strcmp(cmd, "interpolate")) return cmd_interpolate(argc - i + 1, argv + i - 1);
+  if (!strcmp(cmd, "progressive")) return cmd_progressive(argc - i + 1, argv + i - 1);
   if (!strcmp(cmd, "info") && i + 1 == argc) return cmd_info(argv[i]);
   if (!strcmp(cmd, "eps") && i < argc) {
     const char *dir = argv[i++], *in = NULL, *out = NULL;

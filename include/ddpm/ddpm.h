@@ -166,6 +166,12 @@ typedef struct {
   float eta;    /* DDIM only */
   uint64_t seed; /* batch item b uses seed + b, so an image does not depend
                     on its position in the batch */
+  /* Every batch item uses `seed` itself for all its noise (start, steps,
+   * SDEdit known region, resampling): the items share one noise
+   * realisation, and item b is what a batch-1 run with `seed` would make
+   * from its own input.  ddpm_interpolate uses it to keep the reverse
+   * noise fixed across frames. */
+  bool shared_noise;
   int batch, height, width; /* height/width 0: the model's sample_size */
 
   /* SDEdit / inpainting: start from `init` [batch, C, H, W] in [-1, 1]
@@ -295,6 +301,42 @@ int ddpm_denoise_start_timestep(ddpm_model *model, int steps, float sigma);
 /* Standard normal noise of the library's counter-based generator
  * (Philox4x32-10 + Box-Muller): value `index` of stream `stream` for `seed`. */
 float ddpm_noise(uint64_t seed, uint32_t stream, uint64_t index);
+
+/* ---- interpolation (Ho et al. 2020, section 4.3) ------------------------ */
+
+#define DDPM_INTERPOLATE_MAX_FRAMES 256
+
+typedef struct {
+  /* Both images are noised to the timestep of the sampler's grid that a
+   * run with t0 = t starts from (the first grid timestep <= t), 0..T-1. */
+  int t;
+  int frames;     /* 2..DDPM_INTERPOLATE_MAX_FRAMES; frame i has lambda = i / (frames - 1) */
+  bool spherical; /* slerp the noised pair (norm interpolated linearly)
+                     instead of (1 - lambda) x_t + lambda x'_t */
+  ddpm_sampler sampler;
+  int steps;
+  float eta;      /* DDIM only */
+  /* The forward noise eps is ddpm_noise(seed, 0, i) for both images, the
+   * reverse noise that of `seed` for every frame (shared_noise): frame 0 is
+   * bit for bit the SDEdit run (init = a, t0 = t, batch 1, seed) and only
+   * lambda changes between frames. */
+  uint64_t seed;
+  int channels, height, width; /* of a and b; 0: the model's */
+  int chunk;      /* frames per U-Net batch; 0: up to 16, fewer when large */
+  ddpm_progress_fn progress; /* step/total over all frames; x_t is NULL */
+  void *user;
+} ddpm_interpolate_params;
+
+ddpm_interpolate_params ddpm_interpolate_default_params(void);
+
+/* Interpolates between images a and b [C, H, W] (model space [-1, 1])
+ * through the diffusion's latent at t: x_t = sqrt(abar_t) x0 +
+ * sqrt(1 - abar_t) eps with one eps for both, the pair mixed per frame,
+ * each mix denoised by the reverse process from t.  out receives
+ * [frames, C, H, W]. */
+bool ddpm_interpolate(ddpm_model *model, const float *a, const float *b,
+                      const ddpm_interpolate_params *params, float *out,
+                      GError **err);
 
 /* ---- likelihood ----------------------------------------------------------- */
 
