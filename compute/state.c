@@ -11,6 +11,12 @@ ddpm_state *ddpm_state_new(ddpm_model *m, const char *model_name,
   g_return_val_if_fail(m && p && x, NULL);
   int n_run = ddpm_sample_steps_run(m, p, err);
   if (n_run < 0) return NULL;
+  if (p->shared_noise && p->batch > 1) {
+    g_set_error_literal(err, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
+                        "a run with shared noise across its batch cannot be kept "
+                        "as a run state (keep one batch item)");
+    return NULL;
+  }
   if (step < 1 || step >= n_run) {
     g_set_error(err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
                 "a run state is kept after step 1..%d of the %d-step run, not %d",

@@ -23,6 +23,7 @@ static GList *query_procedures(GimpPlugIn *plug_in) {
   l = g_list_append(l, g_strdup(PROC_REIMAGINE));
   l = g_list_append(l, g_strdup(PROC_DENOISE));
   l = g_list_append(l, g_strdup(PROC_CONTINUE));
+  l = g_list_append(l, g_strdup(PROC_INTERPOLATE));
   return l;
 }
 
@@ -65,9 +66,7 @@ static void add_preview_arguments(GimpProcedure *p, gboolean finishes) {
       "remaining steps)", 0, 8, 0, G_PARAM_READWRITE);
 }
 
-/* Model, device, sampler, seed and previews: Generate, Re-imagine, Denoise. */
-static void add_common_arguments(GimpProcedure *p) {
-  add_model_arguments(p);
+static void add_sampler_arguments(GimpProcedure *p) {
   gimp_procedure_add_choice_argument(p, "sampler", "Sa_mpler",
     "DDPM: ancestral sampling (Ho et al.); DDIM: fast deterministic steps",
     gimp_choice_new_with_values(
@@ -81,6 +80,12 @@ static void add_common_arguments(GimpProcedure *p) {
   gimp_procedure_add_double_argument(p, "eta", "_Eta",
     "DDIM noise: 0 deterministic, 1 like DDPM", 0.0, 1.0, 0.0,
     G_PARAM_READWRITE);
+}
+
+/* Model, device, sampler, seed and previews: Generate, Re-imagine, Denoise. */
+static void add_common_arguments(GimpProcedure *p) {
+  add_model_arguments(p);
+  add_sampler_arguments(p);
   add_seed_arguments(p, TRUE);
   add_preview_arguments(p, TRUE);
 }
@@ -161,6 +166,39 @@ static GimpProcedure *create_procedure(GimpPlugIn *plug_in, const gchar *name) {
       "the run's own result); off: use Seed", TRUE, G_PARAM_READWRITE);
     add_seed_arguments(p, FALSE);
     add_preview_arguments(p, FALSE);
+  } else if (!g_strcmp0(name, PROC_INTERPOLATE)) {
+    p = gimp_image_procedure_new(plug_in, name, GIMP_PDB_PROC_TYPE_PLUGIN,
+                                 run_interpolate, NULL, NULL);
+    gimp_procedure_set_image_types(p, "RGB*, GRAY*");
+    gimp_procedure_set_sensitivity_mask(p, GIMP_PROCEDURE_SENSITIVE_DRAWABLES);
+    gimp_procedure_set_menu_label(p, "_Interpolate Between Layers...");
+    gimp_procedure_set_documentation(p,
+      "Interpolate between two layers through the diffusion's latent space",
+      "Noises both selected layers to the same timestep with the same noise, "
+      "mixes them for lambda from 0 (the lower layer) to 1 (the upper one) "
+      "and denoises each mix (Ho et al. 2020, Sec. 4.3).  The frames become "
+      "layers: a group in this image, or a new image ready for "
+      "Filters > Animation > Playback.", name);
+    add_model_arguments(p);
+    add_sampler_arguments(p);
+    add_seed_arguments(p, TRUE);
+    gimp_procedure_add_int_argument(p, "timestep", "_Timestep",
+      "How far both layers are noised before mixing (of the 1000 training "
+      "timesteps): higher mixes more freely, lower stays closer to the "
+      "layers", 1, 999, 500, G_PARAM_READWRITE);
+    gimp_procedure_add_int_argument(p, "frames", "_Frames",
+      "Number of frames, both ends included", 2, 64, 8, G_PARAM_READWRITE);
+    gimp_procedure_add_boolean_argument(p, "spherical", "S_pherical",
+      "Spherical interpolation of the noised pair (keeps its noise level) "
+      "instead of linear", FALSE, G_PARAM_READWRITE);
+    gimp_procedure_add_boolean_argument(p, "new-image", "New _image (animation)",
+      "Put the frames in a new image at the model's resolution, named for "
+      "animation playback", FALSE, G_PARAM_READWRITE);
+    gimp_procedure_add_int_argument(p, "frame-delay", "Frame _delay (ms)",
+      "Animation frame time written into the layer names", 10, 10000, 100,
+      G_PARAM_READWRITE);
+    gimp_procedure_add_image_return_value(p, "result-image", "Image",
+      "The image that received the frames", TRUE, G_PARAM_READWRITE);
   } else if (!g_strcmp0(name, PROC_DENOISE)) {
     p = edit_procedure_new(plug_in, PROC_DENOISE, "_Denoise...",
       "Remove Gaussian noise with a diffusion model",

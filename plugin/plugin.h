@@ -139,6 +139,9 @@ GimpValueArray *run_generate(GimpProcedure *procedure, GimpRunMode run_mode,
 GimpValueArray *run_continue(GimpProcedure *procedure, GimpRunMode run_mode,
                              GimpImage *image, GimpDrawable **drawables,
                              GimpProcedureConfig *config, gpointer data);
+GimpValueArray *run_interpolate(GimpProcedure *procedure, GimpRunMode run_mode,
+                                GimpImage *image, GimpDrawable **drawables,
+                                GimpProcedureConfig *config, gpointer data);
 GimpValueArray *run_edit(GimpProcedure *procedure, GimpRunMode run_mode,
                          GimpImage *image, GimpDrawable **drawables,
                          GimpProcedureConfig *config, gpointer data);

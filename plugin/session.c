@@ -15,7 +15,8 @@ session *session_open(GimpProcedureConfig *config, const char *what,
   session *s = g_new0(session, 1);
   s->what = what;
   s->previews = g_ptr_array_new();
-  s->keep = (preview_kind)gimp_procedure_config_get_choice_id(config, "preview-kind");
+  if (g_object_class_find_property(G_OBJECT_GET_CLASS(config), "preview-kind"))
+    s->keep = (preview_kind)gimp_procedure_config_get_choice_id(config, "preview-kind");
   gimp_progress_init_printf("%s: loading the model", what);
   ddpm_context_params cp = ddpm_context_default_params();
   cp.device = device && *device ? device : NULL;

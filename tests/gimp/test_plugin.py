@@ -148,6 +148,9 @@ def test_arguments():
         'plug-in-ddpm-denoise': ['model', 'device', 'sampler', 'steps', 'eta', 'seed',
                                  'random-seed', 'preview-every', 'preview-kind', 'sigma',
                                  'context-margin'],
+        'plug-in-ddpm-interpolate': ['model', 'device', 'sampler', 'steps', 'eta', 'seed',
+                                     'random-seed', 'timestep', 'frames', 'spherical',
+                                     'new-image', 'frame-delay'],
         'plug-in-ddpm-continue': ['model', 'device', 'count', 'keep-seed', 'seed',
                                   'random-seed', 'preview-every', 'preview-kind'],
     }
@@ -490,6 +493,44 @@ def test_integrity():
     check('integrity: a run after the failures succeeds', ok(res), str(res.index(0)))
 
 
+def test_interpolate():
+    img, a = rgba_image(48, 40, alpha=False)
+    b = Gimp.Layer.new(img, 'other', 48, 40, Gimp.ImageType.RGB_IMAGE, 100,
+                       Gimp.LayerMode.NORMAL)
+    img.insert_layer(b, None, 0)
+    b.fill(Gimp.FillType.WHITE)
+    img.clean_all()
+    args = dict(image=img, drawables=[a, b], sampler='ddim', steps=10, seed=5,
+                random_seed=False, timestep=400, frames=4)
+    res = run('plug-in-ddpm-interpolate', **args)
+    check('interpolate: success', ok(res), str(res.index(0)))
+    groups = [l for l in img.get_layers() if l.get_name().startswith('DDPM interpolation')]
+    check('interpolate: one group, one undo step', len(groups) == 1 and img.is_dirty())
+    if not groups:
+        return
+    frames = list(reversed(groups[0].get_children()))
+    names = [f.get_name() for f in frames]
+    check('interpolate: frames lambda 0..1, first at the bottom',
+          names == ['lambda 0.000', 'lambda 0.333', 'lambda 0.667', 'lambda 1.000'], str(names))
+    px = [pixels(f) for f in frames]
+    check('interpolate: frames differ', len(set(px)) == 4)
+    # The white layer's end is lighter than the pattern's end.
+    check('interpolate: the ends follow their layers', sum(px[3]) > sum(px[0]))
+    export(img, 'interpolate.png')
+    res = run('plug-in-ddpm-interpolate', new_image=True, **args)
+    check('interpolate: new image for animation', ok(res), str(res.index(0)))
+    if ok(res):
+        made.append(res.index(1))
+        layers = list(reversed(res.index(1).get_layers()))
+        check('interpolate: animation frames named for playback',
+              [l.get_name() for l in layers][0] == 'Frame 1 (lambda 0.000) (100ms) (replace)'
+              and len(layers) == 4, str([l.get_name() for l in layers]))
+        check('interpolate: animation frames at the model\'s size',
+              all((l.get_width(), l.get_height()) == (32, 32) for l in layers))
+    res = run('plug-in-ddpm-interpolate', image=img, drawables=[a], frames=3)
+    check('interpolate: one layer is refused', not ok(res))
+
+
 def plugin_peak_watch():
     """Polls the gimp-ddpm processes' VmHWM in a thread; the returned
     function stops it and gives the largest seen (KiB)."""
@@ -557,7 +598,8 @@ def main():
     for t in (test_arguments, test_generate_new_image, test_generate_on_image_with_previews,
               test_reimagine_rect, test_reimagine_feathered, test_reimagine_gray16_offset,
               test_denoise, test_bad_model, test_indexed, test_continue_generate,
-              test_continue_edit, test_finishes, test_integrity, test_huge):
+              test_continue_edit, test_finishes, test_integrity, test_interpolate,
+              test_huge):
         try:
             t()
         except Exception:
