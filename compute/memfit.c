@@ -6,10 +6,15 @@
 
 #define MIB(x) ((double)(x) / 1048576.0)
 
+/* "12.34 MiB" below 100 MiB, "1234 MiB" above. */
+static const char *mib(char buf[32], uint64_t bytes) {
+  g_snprintf(buf, 32, MIB(bytes) < 100 ? "%.2f MiB" : "%.0f MiB", MIB(bytes));
+  return buf;
+}
+
 bool ddpm_memfit_fits(const ddpm_context *ctx, uint64_t bytes) {
   return bytes <= vk_device_available(ctx);
 }
-
 
 void ddpm_memfit_error(ddpm_model *m, uint64_t arena, int h, int w,
                        GError **err) {
@@ -19,26 +24,27 @@ void ddpm_memfit_error(ddpm_model *m, uint64_t arena, int h, int w,
   /* This model's weights are allocated already: count them on both sides. */
   uint64_t avail = vk_device_available(ctx) + weights;
   int natural = cfg->sample_size > 0 ? cfg->sample_size : 32;
+  char a[32], b[32], c[32], d[32], e[32];
   g_set_error(err, DDPM_ERROR, DDPM_ERROR_OUT_OF_MEMORY,
-              "not enough device memory for one %dx%d image: it needs "
-              "%.1f MiB (weights %.1f MiB + %.1f MiB for the computation), "
-              "%.1f MiB are available on '%s' (%.1f MiB in all%s); try a "
-              "smaller image size (this model was trained at %dx%d) or a "
-              "device with more memory", w, h, MIB(weights + arena),
-              MIB(weights), MIB(arena), MIB(avail), ctx->info.name,
-              MIB(ctx->info.device_local_bytes),
+              "not enough device memory for one %dx%d image: it needs %s "
+              "(weights %s + %s for the computation), %s are available on "
+              "'%s' (%s in all%s); try a smaller image size (this model was "
+              "trained at %dx%d) or a device with more memory", w, h,
+              mib(a, weights + arena), mib(b, weights), mib(c, arena),
+              mib(d, avail), ctx->info.name, mib(e, ctx->info.device_local_bytes),
               ctx->memory_limit ? ", limited by DDPM_DEVICE_MEMORY_LIMIT" : "",
               natural, natural);
 }
 
 bool ddpm_memfit_weights(ddpm_context *ctx, uint64_t weights, GError **err) {
   if (weights <= vk_device_available(ctx)) return true;
+  char a[32], b[32], c[32];
   g_set_error(err, DDPM_ERROR, DDPM_ERROR_OUT_OF_MEMORY,
               "not enough device memory for the model's weights: they need "
-              "%.1f MiB, %.1f MiB are available on '%s' (%.1f MiB in all%s); "
-              "try a smaller model, free other models, or a device with "
-              "more memory", MIB(weights), MIB(vk_device_available(ctx)),
-              ctx->info.name, MIB(ctx->info.device_local_bytes),
+              "%s, %s are available on '%s' (%s in all%s); try a smaller "
+              "model, free other models, or a device with more memory",
+              mib(a, weights), mib(b, vk_device_available(ctx)), ctx->info.name,
+              mib(c, ctx->info.device_local_bytes),
               ctx->memory_limit ? ", limited by DDPM_DEVICE_MEMORY_LIMIT" : "");
   return false;
 }
