@@ -48,7 +48,7 @@ static int denoise_start_index(const ddpm_schedule *s, const int *ts, int steps,
   int best = steps - 1;
   double best_d = INFINITY;
   for (int i = 0; i < steps; i++) {
-    double abar = s->alphas_cumprod[ts[i]];
+    double abar = ddpm_schedule_abar(s, ts[i], false); /* t may be T (steps_offset) */
     double d = fabs(sqrt((1 - abar) / abar) - sigma);
     if (d < best_d) best_d = d, best = i;
   }
@@ -468,7 +468,7 @@ bool ddpm_sample(ddpm_model *m, const ddpm_sample_params *p, float *out,
   if (p->start_x) {
     memcpy(x, p->start_x, n * sizeof(float));
   } else if (denoise) {
-    float a = sqrtf(s->alphas_cumprod[pl.ts[pl.first]]);
+    float a = sqrtf(ddpm_schedule_abar(s, pl.ts[pl.first], false));
     for (size_t i = 0; i < n; i++) x[i] = a * p->init[i];
   } else if (p->init) {
     fill_noise(p, &pl, p->noise_start, STREAM_START, tmp);
