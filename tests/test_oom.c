@@ -287,6 +287,29 @@ static void test_huge_image(void) {
   ddpm_model_free(m);
 }
 
+/* A limit that is not a number of bytes: refused, naming the variable. */
+static void test_bad_limit(void) {
+  const char *bad[] = {"lots", "-5", "12Q", "99999999999999999999G"};
+  for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+    g_setenv("DDPM_DEVICE_MEMORY_LIMIT", bad[i], TRUE);
+    GError *err = NULL;
+    ddpm_context *c = ddpm_context_new(NULL, &err);
+    g_unsetenv("DDPM_DEVICE_MEMORY_LIMIT");
+    g_assert_null(c);
+    g_assert_error(err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG);
+    g_assert_nonnull(strstr(err->message, "DDPM_DEVICE_MEMORY_LIMIT"));
+    g_assert_nonnull(strstr(err->message, bad[i]));
+    g_clear_error(&err);
+  }
+  g_setenv("DDPM_DEVICE_MEMORY_LIMIT", "3M", TRUE);
+  GError *err = NULL;
+  ddpm_context *c = ddpm_context_new(NULL, &err);
+  g_unsetenv("DDPM_DEVICE_MEMORY_LIMIT");
+  g_assert_no_error(err);
+  g_assert_cmpuint(ddpm_context_device(c)->device_local_bytes, ==, 3 << 20);
+  ddpm_context_free(c);
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   g_log_set_default_handler(on_log, NULL);
@@ -294,6 +317,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/oom/split", test_split);
   g_test_add_func("/oom/too-small", test_too_small);
   g_test_add_func("/oom/huge-image", test_huge_image);
+  g_test_add_func("/oom/bad-limit", test_bad_limit);
   int rc = g_test_run();
   g_free(dir);
   return test_context_finish(ctx, rc);

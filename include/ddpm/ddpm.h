@@ -384,7 +384,8 @@ typedef struct {
   /* x_t of image b at timestep t uses ddpm_noise(seed + b, t, i); the seed
    * also picks the timesteps when K < T. */
   uint64_t seed;
-  int chunk; /* U-Net batch: (image, t) pairs per forward; 0: 16 */
+  int chunk; /* U-Net batch: (image, t) pairs per forward; 0: 16 (fewer
+                when the device cannot hold them; the same result) */
   ddpm_progress_fn progress; /* step/total count evaluations; x_t is NULL */
   void *user;
 } ddpm_nll_params;
