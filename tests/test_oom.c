@@ -38,14 +38,38 @@ static void on_log(const gchar *domain, GLogLevelFlags level,
   g_log_default_handler(domain, level, message, user);
 }
 
-/* DDPM from noise, then masked SDEdit with RePaint rounds from its result:
- * every noise stream, init and mask go through the groups. */
+/* FNV-1a over the previews (x_t and x0_pred of the whole batch) seen. */
+static bool on_progress(const ddpm_progress *pr, void *user) {
+  guint64 *h = user;
+  const guint8 *bytes[2] = {(const guint8 *)pr->x_t, (const guint8 *)pr->x0_pred};
+  for (int k = 0; k < 2; k++)
+    for (size_t i = 0; bytes[k] && i < (size_t)BATCH * 3 * 16 * 16 * 4; i++)
+      *h = (*h ^ bytes[k][i]) * 0x100000001B3ull;
+  *h ^= (guint64)pr->step << 40;
+  return true;
+}
+
+/* Previews and trajectory of the last job's first run. */
+static guint64 preview_hash;
+static float traj[STEPS * BATCH * 3 * 16 * 16];
+
+/* DDPM from noise (with previews and the trajectory), then masked SDEdit
+ * with RePaint rounds from its result: every noise stream, init and mask
+ * go through the groups. */
 static bool job(ddpm_model *m, float *out, size_t n, GError **err) {
   ddpm_sample_params p = ddpm_sample_default_params();
   p.steps = STEPS;
   p.seed = 77;
   p.batch = BATCH;
+  g_assert_cmpuint(n, ==, G_N_ELEMENTS(traj) / STEPS);
+  preview_hash = 0xCBF29CE484222325ull;
+  p.progress = on_progress;
+  p.user = &preview_hash;
+  p.preview_every = 2;
+  p.trajectory = traj;
   if (!ddpm_sample(m, &p, out, err)) return false;
+  p.progress = NULL;
+  p.trajectory = NULL;
   ddpm_model_info info;
   ddpm_model_get_info(m, &info);
   int hw = info.sample_size * info.sample_size;
@@ -88,6 +112,8 @@ static void test_split(void) {
   g_assert_true(job(m, want, n, &err));
   g_assert_no_error(err);
   double t_whole = elapsed_since(t0);
+  guint64 hash_whole = preview_hash;
+  float *traj_whole = g_memdup2(traj, sizeof traj);
   g_assert_true(ddpm_model_forward(m, want, t, BATCH, s, s, eps_want, &err));
   g_assert_no_error(err);
   /* The limit: the weights and what batch 3 needs (a forward's estimate,
@@ -117,6 +143,9 @@ static void test_split(void) {
   double t_split = elapsed_since(t0);
   g_assert_cmpint(last_group, ==, 2);
   g_assert_cmpmem(got, 2 * n * sizeof(float), want, 2 * n * sizeof(float));
+  g_assert_cmpuint(preview_hash, ==, hash_whole);
+  g_assert_cmpmem(traj, sizeof traj, traj_whole, sizeof traj);
+  g_free(traj_whole);
   last_group = 0;
   g_assert_true(ddpm_model_forward(m, want, t, BATCH, s, s, eps_got, &err));
   g_assert_no_error(err);
