@@ -157,6 +157,27 @@ static void test_split(void) {
              BATCH, limit / 1048576.0, small->peak_local_bytes / 1048576.0,
              t_split, t_whole);
 
+  /* Shared noise (every item draws item 0's, as ddpm_interpolate asks):
+   * the same in groups. */
+  ddpm_model *big = load(ctx);
+  ddpm_sample_params sp = ddpm_sample_default_params();
+  sp.sampler = DDPM_SAMPLER_DDIM;
+  sp.eta = 1;
+  sp.steps = STEPS;
+  sp.batch = BATCH;
+  sp.shared_noise = true;
+  sp.start_x = want; /* different start samples, the same noise */
+  g_assert_true(ddpm_sample(big, &sp, got, &err));
+  g_assert_no_error(err);
+  ddpm_model_free(big);
+  float *shared = g_new(float, n);
+  last_group = 0;
+  g_assert_true(ddpm_sample(m, &sp, shared, &err));
+  g_assert_no_error(err);
+  g_assert_cmpint(last_group, ==, 2);
+  g_assert_cmpmem(shared, n * sizeof(float), got, n * sizeof(float));
+  g_free(shared);
+
   /* The variational bound's chunks split too (same numbers as unlimited),
    * with a model of its own (no graph cached). */
   ddpm_model_free(m);
