@@ -57,7 +57,10 @@ typedef struct {
   ddpm_device_type type;
   uint32_t vendor_id, device_id;
   uint32_t api_version;        /* VK_MAKE_API_VERSION packed */
-  uint64_t device_local_bytes; /* size of the largest device-local heap */
+  uint64_t device_local_bytes; /* size of the largest device-local heap; for
+                                  the context's device, the budget the
+                                  library allocates within (see
+                                  DDPM_DEVICE_MEMORY_LIMIT) */
   bool fp16_storage;           /* storageBuffer16BitAccess */
   uint32_t subgroup_size;
 } ddpm_device_info;
@@ -86,7 +89,22 @@ typedef struct ddpm_context ddpm_context;
 
 ddpm_context_params ddpm_context_default_params(void);
 
-/* Creates a Vulkan instance, picks a device and a compute queue. */
+/* Creates a Vulkan instance, picks a device and a compute queue.
+ *
+ * The environment variable DDPM_DEVICE_MEMORY_LIMIT=BYTES (a K, M or G
+ * suffix multiplies by 1024, 1024^2, 1024^3), read here, makes the context
+ * behave like a device with that much device-local memory: its
+ * ddpm_device_info.device_local_bytes reports it and device allocations
+ * beyond it fail as out of memory (for tests; an unparsable value fails
+ * with DDPM_ERROR_INVALID_ARG naming it).
+ *
+ * Out of memory: a batch (of ddpm_sample, ddpm_nll's chunks and
+ * ddpm_model_forward) that does not fit the device's free memory is run in
+ * smaller groups, with the same result bit for bit; the group is chosen
+ * from the estimate before anything is allocated, and halved again if
+ * allocating still fails.  When not even one image fits, or the weights do
+ * not, the error (DDPM_ERROR_OUT_OF_MEMORY) names the memory needed and
+ * the memory available in MiB. */
 ddpm_context *ddpm_context_new(const ddpm_context_params *params, GError **err);
 void ddpm_context_free(ddpm_context *ctx);
 
@@ -125,14 +143,17 @@ void ddpm_model_free(ddpm_model *model);
 void ddpm_model_get_info(const ddpm_model *model, ddpm_model_info *info);
 
 /* Device memory a forward at this batch and size needs, weights included
- * (bytes); 0 with *err set when the size is not allowed. */
+ * (bytes); 0 with *err set when the size is not allowed.  It may exceed the
+ * device: a forward then runs in smaller groups (see ddpm_context_new). */
 uint64_t ddpm_model_memory_estimate(ddpm_model *model, int batch, int height,
                                     int width, GError **err);
 
 /* One U-Net evaluation: eps = UNet(x, t).
  * x and eps are float32 [batch, channels, height, width] (eps may not alias
  * x); t holds one timestep per batch item.  height and width must be
- * multiples of 2^(n_levels-1); the model's sample_size is the natural one. */
+ * multiples of 2^(n_levels-1); the model's sample_size is the natural one.
+ * An output holding NaN or Inf (non-finite weights, overflow) fails with
+ * DDPM_ERROR_NUMERIC. */
 bool ddpm_model_forward(ddpm_model *model, const float *x, const int64_t *t,
                         int batch, int height, int width, float *eps,
                         GError **err);
@@ -162,8 +183,9 @@ typedef bool (*ddpm_progress_fn)(const ddpm_progress *progress, void *user);
 
 typedef struct {
   ddpm_sampler sampler;
-  int steps;    /* grid size: set_timesteps(steps) of the scheduler */
-  float eta;    /* DDIM only */
+  int steps;    /* grid size: set_timesteps(steps) of the scheduler, 1 ..
+                   num_train_timesteps (more is refused, as diffusers does) */
+  float eta;    /* DDIM only, 0 .. 1 (ignored by DDPM) */
   uint64_t seed; /* batch item b uses seed + b, so an image does not depend
                     on its position in the batch */
   /* Every batch item uses `seed` itself for all its noise (start, steps,
@@ -176,8 +198,13 @@ typedef struct {
 
   /* SDEdit / inpainting: start from `init` [batch, C, H, W] in [-1, 1]
    * noised to t0 (or strength * num_train_timesteps when t0 < 0), keep
-   * `mask` [H, W] == 0 pixels (1 = regenerate, fractions blend).  NULL init:
-   * plain generation from noise. */
+   * `mask` [H, W] == 0 pixels (1 = regenerate, fractions blend; values in
+   * [0, 1], else DDPM_ERROR_INVALID_ARG): mask-0 pixels of the result are
+   * init's values exactly.  NULL init: plain generation from noise.
+   * strength is in (0, 1]: 0 (which would leave the image as it is, and is
+   * also the value of a strength never set) is refused with
+   * DDPM_ERROR_INVALID_ARG; t0 = 0 runs the last step only.  NaN or Inf in
+   * init, mask or start_x fail with DDPM_ERROR_NUMERIC naming which. */
   const float *init;
   const float *mask;
   int t0;
@@ -357,7 +384,8 @@ typedef struct {
   /* x_t of image b at timestep t uses ddpm_noise(seed + b, t, i); the seed
    * also picks the timesteps when K < T. */
   uint64_t seed;
-  int chunk; /* U-Net batch: (image, t) pairs per forward; 0: 16 */
+  int chunk; /* U-Net batch: (image, t) pairs per forward; 0: 16 (fewer
+                when the device cannot hold them; the same result) */
   ddpm_progress_fn progress; /* step/total count evaluations; x_t is NULL */
   void *user;
 } ddpm_nll_params;
