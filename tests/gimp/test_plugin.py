@@ -531,6 +531,24 @@ def test_interpolate():
     check('interpolate: one layer is refused', not ok(res))
 
 
+def test_modes():
+    """Every base type and precision, with and without alpha."""
+    P = Gimp.Precision
+    for prec in (P.U8_NON_LINEAR, P.U8_LINEAR, P.U16_NON_LINEAR, P.U32_LINEAR,
+                 P.HALF_LINEAR, P.FLOAT_NON_LINEAR, P.DOUBLE_LINEAR):
+        for gray in (False, True):
+            alpha = prec in (P.U8_NON_LINEAR, P.FLOAT_NON_LINEAR, P.HALF_LINEAR)
+            name = 'mode %s %s%s' % (prec.value_nick, 'grey' if gray else 'rgb',
+                                     ' alpha' if alpha else '')
+            img, layer = rgba_image(24, 20, precision=prec, gray=gray, alpha=alpha)
+            img.select_rectangle(Gimp.ChannelOps.REPLACE, 6, 5, 12, 10)
+            before = pixels(layer)
+            res = run('plug-in-ddpm-reimagine', image=img, drawables=[layer], steps=3,
+                      strength=0.8, seed=2, random_seed=False, context_margin=2)
+            check(name + ': re-imagine succeeds', ok(res), str(res.index(0)))
+            compare(name, img, layer, before, pixels(layer))
+
+
 def plugin_peak_watch():
     """Polls the gimp-ddpm processes' VmHWM in a thread; the returned
     function stops it and gives the largest seen (KiB)."""
@@ -599,7 +617,7 @@ def main():
               test_reimagine_rect, test_reimagine_feathered, test_reimagine_gray16_offset,
               test_denoise, test_bad_model, test_indexed, test_continue_generate,
               test_continue_edit, test_finishes, test_integrity, test_interpolate,
-              test_huge):
+              test_modes, test_huge):
         try:
             t()
         except Exception:
