@@ -43,10 +43,11 @@ static void free_taps(taps *t, int n) {
   g_free(t);
 }
 
-void ddpm_resize(const float *src, int c, int sh, int sw, float *dst, int dh,
-                 int dw) {
+void ddpm_resize_rows(const float *src, int c, int sh, int sw, float *dst,
+                      int dh, int dw, int y0, int y1) {
   taps *tx = axis_taps(sw, dw), *ty = axis_taps(sh, dh);
   float *tmp = g_new(float, (size_t)sh * dw); /* horizontal pass, one channel */
+  size_t rows = (size_t)(y1 - y0);
   for (int k = 0; k < c; k++) {
     const float *s = src + (size_t)k * sh * sw;
     for (int y = 0; y < sh; y++)
@@ -56,18 +57,23 @@ void ddpm_resize(const float *src, int c, int sh, int sw, float *dst, int dh,
           acc += tx[x].w[i] * s[(size_t)y * sw + tx[x].first + i];
         tmp[(size_t)y * dw + x] = acc;
       }
-    float *d = dst + (size_t)k * dh * dw;
-    for (int y = 0; y < dh; y++)
+    float *d = dst + (size_t)k * rows * dw;
+    for (int y = y0; y < y1; y++)
       for (int x = 0; x < dw; x++) {
         float acc = 0;
         for (int i = 0; i < ty[y].count; i++)
           acc += ty[y].w[i] * tmp[(size_t)(ty[y].first + i) * dw + x];
-        d[(size_t)y * dw + x] = acc;
+        d[(size_t)(y - y0) * dw + x] = acc;
       }
   }
   g_free(tmp);
   free_taps(tx, dw);
   free_taps(ty, dh);
+}
+
+void ddpm_resize(const float *src, int c, int sh, int sw, float *dst, int dh,
+                 int dw) {
+  ddpm_resize_rows(src, c, sh, sw, dst, dh, dw, 0, dh);
 }
 
 void ddpm_convert_channels(const float *src, int sc, float *dst, int dc,

@@ -192,6 +192,8 @@ bool ddpm_nll(ddpm_model *m, const float *x0, int batch, int height, int width,
                 cfg->out_channels, c);
     return false;
   }
+  /* Before anything is sized from them (negative sizes made huge counts). */
+  if (!ddpm_model_check_size(m, batch, height, width, err)) return false;
   size_t item = (size_t)c * height * width;
   for (size_t i = 0; i < item * batch; i++)
     if (!(x0[i] >= -1.0f && x0[i] <= 1.0f)) {
@@ -217,7 +219,10 @@ bool ddpm_nll(ddpm_model *m, const float *x0, int batch, int height, int width,
   int chunk = p->chunk ? p->chunk : DEFAULT_CHUNK;
   size_t n_pairs = (size_t)batch * n_ts;
   if ((size_t)chunk > n_pairs) chunk = (int)n_pairs;
-  if (!ddpm_model_check_size(m, chunk, height, width, err)) {
+  /* As many pairs per forward as the device holds, decided before the
+   * host buffers are sized from it. */
+  chunk = ddpm_model_forward_group(m, chunk, height, width, err);
+  if (!chunk) {
     g_free(ts);
     return false;
   }

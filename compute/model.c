@@ -1,5 +1,6 @@
 /* ddpm_model: a loaded UNet2DModel folder, its weights on the device and
  * the compiled graph for the last input shape used. */
+#include <math.h>
 #include <string.h>
 
 #include "graph.h"
@@ -25,6 +26,7 @@ struct ddpm_model {
   unet_io io;
   int n, h, w;
   bool probed;
+  int fit_n; /* the batch that m->g (of batch n <= fit_n) serves, in groups */
 };
 
 /* The folder that holds config.json: dir itself, or dir/unet. */
@@ -105,7 +107,8 @@ ddpm_model *ddpm_model_load(ddpm_context *ctx, const char *dir, GError **err) {
   }
   wmap_free(src);
   st_close(st);
-  ok = ok && wstore_upload(m->ws, err);
+  ok = ok && ddpm_memfit_weights(ctx, wstore_bytes(m->ws), err) &&
+       wstore_upload(m->ws, err);
   g_free(cfg_path);
   g_free(st_path);
   g_free(folder);
@@ -150,25 +153,56 @@ static bool check_args(ddpm_model *m, int n, int h, int w, GError **err) {
   return unet_check_size(&m->cfg, h, w, err);
 }
 
-/* Makes m->g the compiled graph for this shape. */
+/* Makes m->g the compiled graph for this shape.  False with *err set, or
+ * with *err unset and *arena set when its activations would not fit the
+ * device (nothing is allocated then). */
 static bool ensure_graph(ddpm_model *m, int n, int h, int w, bool probed,
-                         GError **err) {
+                         uint64_t *arena, GError **err) {
   if (m->g && m->n == n && m->h == h && m->w == w && m->probed == probed)
     return true;
-  graph_free(m->g);
-  if (m->io.probes) g_array_unref(m->io.probes);
-  memset(&m->io, 0, sizeof m->io);
+  ddpm_model_release_graph(m);
   m->g = graph_new(m->ctx, m->ws);
   unet_build(m->g, m->ws, NULL, &m->cfg, n, h, w, probed, &m->io);
-  if (!graph_compile(m->g, err)) {
-    graph_free(m->g);
-    m->g = NULL;
+  *arena = graph_plan_arena_bytes(m->g);
+  if (!ddpm_memfit_fits(m->ctx, *arena) || !graph_compile(m->g, err)) {
+    ddpm_model_release_graph(m);
     return false;
   }
   m->n = n, m->h = h, m->w = w, m->probed = probed;
+  m->fit_n = n;
   return true;
 }
 
+typedef struct {
+  ddpm_model *m;
+  int h, w;
+  bool probed;
+} fit_job;
+
+static bool try_group(void *user, int g, uint64_t *arena, GError **err) {
+  fit_job *j = user;
+  return ensure_graph(j->m, g, j->h, j->w, j->probed, arena, err);
+}
+
+/* Compiles the graph of the largest group of a batch of n that fits.
+ * Returns the group, or 0 with *err set. */
+static int fit_group(ddpm_model *m, int n, int h, int w, bool probed,
+                     GError **err) {
+  if (m->g && m->fit_n == n && m->h == h && m->w == w && m->probed == probed)
+    return m->n;
+  fit_job j = {m, h, w, probed};
+  int g = ddpm_memfit_group(m, n, h, w, try_group, &j, err);
+  if (g) m->fit_n = n;
+  return g;
+}
+
+int ddpm_model_forward_group(ddpm_model *m, int n, int h, int w, GError **err) {
+  if (!check_args(m, n, h, w, err)) return 0;
+  return fit_group(m, n, h, w, false, err);
+}
+
+/* The forward in groups of the batch that fits; a short last group is
+ * padded with zeros at t = 0 (items do not see each other). */
 static bool run(ddpm_model *m, const float *x, const int64_t *t, int n, int h,
                 int w, float *eps, bool probed, GError **err) {
   if (!check_args(m, n, h, w, err)) return false;
@@ -179,21 +213,43 @@ static bool run(ddpm_model *m, const float *x, const int64_t *t, int n, int h,
                   "0..%d", t[i], i, MAX_TIMESTEP);
       return false;
     }
-  if (!ensure_graph(m, n, h, w, probed, err)) return false;
-  memcpy(graph_input_data(m->g, m->io.x), x,
-         gtensor_count(m->io.x) * sizeof(float));
-  float *tf = graph_input_data(m->g, m->io.t);
-  for (int i = 0; i < n; i++) tf[i] = (float)t[i];
-  if (!graph_run(m->g, err)) return false;
-  memcpy(eps, graph_tensor_data(m->g, m->io.eps),
-         gtensor_count(m->io.eps) * sizeof(float));
+  int g = fit_group(m, n, h, w, probed, err);
+  if (!g) return false;
+  if (probed && g < n) { /* the probes see one graph's batch */
+    g_set_error(err, DDPM_ERROR, DDPM_ERROR_OUT_OF_MEMORY,
+                "a probed forward of batch %d does not fit the device; "
+                "batch %d does", n, g);
+    return false;
+  }
+  size_t item = gtensor_count(m->io.x) / g, item_e = gtensor_count(m->io.eps) / g;
+  for (int b0 = 0; b0 < n; b0 += g) {
+    size_t len = (size_t)MIN(g, n - b0);
+    float *xin = graph_input_data(m->g, m->io.x);
+    memcpy(xin, x + b0 * item, len * item * sizeof(float));
+    memset(xin + len * item, 0, (g - len) * item * sizeof(float));
+    float *tf = graph_input_data(m->g, m->io.t);
+    for (int i = 0; i < g; i++) tf[i] = i < (int)len ? (float)t[b0 + i] : 0.0f;
+    if (!graph_run(m->g, err)) return false;
+    memcpy(eps + b0 * item_e, graph_tensor_data(m->g, m->io.eps),
+           len * item_e * sizeof(float));
+  }
   return true;
 }
 
 bool ddpm_model_forward(ddpm_model *m, const float *x, const int64_t *t,
                         int n, int h, int w, float *eps, GError **err) {
   g_return_val_if_fail(m && x && t && eps, false);
-  return run(m, x, t, n, h, w, eps, false, err);
+  if (!run(m, x, t, n, h, w, eps, false, err)) return false;
+  size_t count = (size_t)n * m->cfg.out_channels * h * w;
+  for (size_t i = 0; i < count; i++)
+    if (!isfinite(eps[i])) {
+      g_set_error(err, DDPM_ERROR, DDPM_ERROR_NUMERIC,
+                  "the model's output is NaN or Inf (batch item %zu): its "
+                  "weights hold non-finite values or the computation "
+                  "overflows float32", i / (count / n));
+      return false;
+    }
+  return true;
 }
 
 bool ddpm_model_forward_probed(ddpm_model *m, const float *x, const int64_t *t,
@@ -226,6 +282,7 @@ struct wstore *ddpm_model_weights(const ddpm_model *m) { return m->ws; }
 void ddpm_model_release_graph(ddpm_model *m) {
   graph_free(m->g);
   m->g = NULL;
+  m->fit_n = 0;
   if (m->io.probes) g_array_unref(m->io.probes);
   memset(&m->io, 0, sizeof m->io);
 }

@@ -48,7 +48,7 @@ static int denoise_start_index(const ddpm_schedule *s, const int *ts, int steps,
   int best = steps - 1;
   double best_d = INFINITY;
   for (int i = 0; i < steps; i++) {
-    double abar = s->alphas_cumprod[ts[i]];
+    double abar = ddpm_schedule_abar(s, ts[i], false); /* t may be T (steps_offset) */
     double d = fabs(sqrt((1 - abar) / abar) - sigma);
     if (d < best_d) best_d = d, best = i;
   }
@@ -93,7 +93,9 @@ static bool make_plan(ddpm_model *m, const ddpm_sample_params *p, plan *pl,
     if (t0 < 0) {
       if (!(p->strength > 0 && p->strength <= 1)) {
         g_set_error(err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
-                    "strength = %g out of range (0, 1]", p->strength);
+                    "strength = %g out of range (0, 1]%s", p->strength,
+                    p->strength == 0 ? ": 0 would leave the image as it is "
+                    "(set strength, or t0 >= 0)" : "");
         g_free(pl->ts);
         return false;
       }
@@ -118,6 +120,11 @@ static bool make_plan(ddpm_model *m, const ddpm_sample_params *p, plan *pl,
   int size = cfg->sample_size > 0 ? cfg->sample_size : 32;
   pl->h = p->height ? p->height : size;
   pl->w = p->width ? p->width : size;
+  /* Before anything is sized from them (negative sizes made huge counts). */
+  if (!ddpm_model_check_size(m, p->batch, pl->h, pl->w, err)) {
+    g_free(pl->ts);
+    return false;
+  }
   pl->item = (size_t)pl->c * pl->h * pl->w;
   pl->total = pl->item * p->batch;
   if (p->start_step < 0 || p->start_step >= pl->n_run ||
@@ -144,11 +151,20 @@ static bool make_plan(ddpm_model *m, const ddpm_sample_params *p, plan *pl,
   if (bad_init >= 0 || bad_mask >= 0 || bad_start >= 0) {
     g_set_error(err, DDPM_ERROR, DDPM_ERROR_NUMERIC,
                 "the %s holds NaN or Inf (value %td)",
-                bad_init >= 0 ? "input image" : bad_mask >= 0 ? "mask" : "start sample",
+                bad_init >= 0 ? "input image (init)"
+                : bad_mask >= 0 ? "mask" : "start sample (start_x)",
                 bad_init >= 0 ? bad_init : bad_mask >= 0 ? bad_mask : bad_start);
     g_free(pl->ts);
     return false;
   }
+  for (size_t i = 0; p->init && p->mask && i < (size_t)pl->h * pl->w; i++)
+    if (!(p->mask[i] >= 0 && p->mask[i] <= 1)) {
+      g_set_error(err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
+                  "mask value %g at pixel (%zu, %zu) outside [0, 1]",
+                  p->mask[i], i % pl->w, i / pl->w);
+      g_free(pl->ts);
+      return false;
+    }
   return true;
 }
 
@@ -181,22 +197,15 @@ static void fill_noise(const ddpm_sample_params *p, const plan *pl,
   }
   for (int b = 0; b < p->batch; b++)
     for (size_t i = 0; i < pl->item; i++)
-      out[b * pl->item + i] = ddpm_noise(p->seed + (uint64_t)b, stream, i);
-}
-
-/* diffusers add_noise: sqrt(abar) * x0 + sqrt(1 - abar) * noise. */
-static void add_noise(const ddpm_schedule *s, int t, const float *x0,
-                      const float *noise, size_t n, float *out) {
-  float abar = s->alphas_cumprod[t];
-  float a = sqrtf(abar), b = sqrtf(1.0f - abar);
-  for (size_t i = 0; i < n; i++) out[i] = a * x0[i] + b * noise[i];
+      out[b * pl->item + i] =
+        ddpm_noise(p->seed + (p->shared_noise ? 0 : (uint64_t)b), stream, i);
 }
 
 /* ---- per-step scalars (layout shared with shaders/sample_step.comp) ---- */
 
 enum { SP_ABAR, SP_C0, SP_C1, SP_SD, SP_KA, SP_KB, SP_KNOWN, SP_RA, SP_RB,
        SP_RENOISE, SP_STREAM_S, SP_STREAM_K, SP_STREAM_R, SP_INJECT_S,
-       SP_INJECT_K, SP_COUNT = 16 };
+       SP_INJECT_K, SP_ITEM0, SP_COUNT = 16 };
 
 typedef struct {
   float v[SP_COUNT];
@@ -258,8 +267,12 @@ static void stepper_free(stepper *st) {
   memset(st, 0, sizeof *st);
 }
 
+/* Builds and compiles the stepper for `batch` items.  False with *err set,
+ * or with *err unset and *arena set when the estimate says the device
+ * cannot hold it (nothing allocated then). */
 static bool stepper_init(stepper *st, ddpm_model *m, ddpm_sampler sampler,
-                         uint64_t seed, int batch, int h, int w, GError **err) {
+                         uint64_t seed, bool shared_noise, int batch, int h,
+                         int w, uint64_t *arena, GError **err) {
   memset(st, 0, sizeof *st);
   const ddpm_unet_config *cfg = ddpm_model_config(m);
   const ddpm_schedule *s = ddpm_model_schedule(m);
@@ -286,10 +299,12 @@ static bool stepper_init(stepper *st, ddpm_model *m, ddpm_sampler sampler,
     .clip = s->clip_sample,
     .masked = 1,
     .clip_range = s->clip_sample_range,
+    .shared_noise = shared_noise,
   };
   op_sample_step(g, st->x, st->io.eps, st->params, st->init, st->mask, st->zs,
                  st->zk, st->x0, &ssp);
-  if (!graph_compile(g, err)) {
+  *arena = graph_plan_arena_bytes(g);
+  if (!ddpm_memfit_fits(ddpm_model_context(m), *arena) || !graph_compile(g, err)) {
     stepper_free(st);
     return false;
   }
@@ -312,7 +327,13 @@ bool ddpm_sample_step(ddpm_model *m, ddpm_sampler sampler, int steps,
                       GError **err) {
   const ddpm_schedule *s = ddpm_model_schedule(m);
   stepper st;
-  if (!stepper_init(&st, m, sampler, 0, batch, h, w, err)) return false;
+  uint64_t arena;
+  GError *e = NULL;
+  if (!stepper_init(&st, m, sampler, 0, false, batch, h, w, &arena, &e)) {
+    if (e) g_propagate_error(err, e);
+    else ddpm_memfit_error(m, arena, h, w, err);
+    return false;
+  }
   step_values sv = {{0}};
   if (sampler == DDPM_SAMPLER_DDPM) ddpm_coeffs(s, steps, t, &sv);
   else ddim_coeffs(s, steps, t, eta, &sv);
@@ -327,6 +348,101 @@ bool ddpm_sample_step(ddpm_model *m, ddpm_sampler sampler, int steps,
   return ok;
 }
 
+/* ---- batch groups ------------------------------------------------------------
+ * When the whole batch does not fit the device, the stepper holds a group
+ * of G items and each step runs the groups in turn, the sample staying on
+ * the host between them.  Item b's noise is drawn for seed + b wherever it
+ * sits (SP_ITEM0 is the group's first item) and items do not see each
+ * other in the U-Net, so the result is the same bit for bit.  A short last
+ * group is padded with zeros, whose results are dropped. */
+
+typedef struct {
+  ddpm_model *m;
+  const ddpm_sample_params *p;
+  int h, w;
+  stepper *st;
+} stepper_job;
+
+static bool try_stepper(void *user, int g, uint64_t *arena, GError **err) {
+  stepper_job *j = user;
+  return stepper_init(j->st, j->m, j->p->sampler, j->p->seed,
+                      j->p->shared_noise, g, j->h, j->w, arena, err);
+}
+
+/* Items b0 .. b0+len-1 of a [batch, item] array into tensor t (padded). */
+static bool put_group(stepper *st, gtensor t, const float *src, size_t item,
+                      int b0, int len, float *buf, GError **err) {
+  memcpy(buf, src + (size_t)b0 * item, (size_t)len * item * sizeof(float));
+  memset(buf + (size_t)len * item, 0, (size_t)(st->batch - len) * item * sizeof(float));
+  return graph_upload(st->g, t, buf, err);
+}
+
+static bool get_group(stepper *st, gtensor t, float *dst, size_t item, int b0,
+                      int len, float *buf, GError **err) {
+  if (!graph_download(st->g, t, buf, err)) return false;
+  memcpy(dst + (size_t)b0 * item, buf, (size_t)len * item * sizeof(float));
+  return true;
+}
+
+/* Step k (all its RePaint rounds) for the group at b0 (the whole batch
+ * when not split); the group's x and init are on the device. */
+static bool run_step(stepper *st, const ddpm_sample_params *p, const plan *pl,
+                     int k, int b0, int len, float *buf, GError **err) {
+  const ddpm_schedule *s = pl->s;
+  bool split = st->batch < p->batch;
+  bool denoise = p->init && p->denoise_sigma > 0;
+  bool masked = p->init && p->mask && !denoise;
+  int rounds = masked && p->resample > 1 ? p->resample : 1;
+  size_t n = pl->total;
+  int t = pl->ts[pl->first + k];
+  int prev = ddpm_schedule_prev(s, pl->steps, t);
+  bool last = k == pl->n_run - 1;
+  bool ok = true;
+  for (int u = 0; u < rounds && ok; u++) {
+    step_values sv = {{0}};
+    if (p->sampler == DDPM_SAMPLER_DDPM) ddpm_coeffs(s, pl->steps, t, &sv);
+    else ddim_coeffs(s, pl->steps, t, p->eta, &sv);
+    sv.v[SP_ITEM0] = uint_bits((uint32_t)b0);
+    sv.v[SP_STREAM_S] = uint_bits(u == 0 ? STREAM_STEP + (uint32_t)k
+                                         : STREAM_RESAMPLE + (uint32_t)k * 256 + u);
+    if (u == 0 && p->noise_steps && sv.v[SP_SD] != 0) {
+      sv.v[SP_INJECT_S] = 1;
+      ok = split ? put_group(st, st->zs, p->noise_steps + (size_t)k * n, pl->item,
+                             b0, len, buf, err)
+                 : graph_upload(st->g, st->zs, p->noise_steps + (size_t)k * n, err);
+    }
+    if (masked) {
+      /* Known region at the noise level of the next step, x0 at the end. */
+      if (!last && prev >= 0) {
+        float abar_prev = s->alphas_cumprod[prev];
+        sv.v[SP_KNOWN] = 2;
+        sv.v[SP_KA] = sqrtf(abar_prev);
+        sv.v[SP_KB] = sqrtf(1.0f - abar_prev);
+        sv.v[SP_STREAM_K] = uint_bits(STREAM_KNOWN + (uint32_t)k * 256 + u);
+        if (u == 0 && p->noise_known) {
+          const float *zk = p->noise_known + (size_t)k * n;
+          sv.v[SP_INJECT_K] = 1;
+          ok = ok && (split ? put_group(st, st->zk, zk, pl->item, b0, len, buf, err)
+                            : graph_upload(st->g, st->zk, zk, err));
+        }
+      } else {
+        sv.v[SP_KNOWN] = 1;
+      }
+    }
+    bool again = u < rounds - 1 && !last && prev >= 0;
+    if (again) { /* RePaint: back to t with q(x_t | x_prev) */
+      float ratio = s->alphas_cumprod[t] / ddpm_schedule_abar(s, prev, false);
+      sv.v[SP_RENOISE] = 1;
+      sv.v[SP_RA] = sqrtf(ratio);
+      sv.v[SP_RB] = sqrtf(1.0f - ratio);
+      sv.v[SP_STREAM_R] = uint_bits(STREAM_RESAMPLE + (uint32_t)k * 256 + 128 + u);
+    }
+    ok = ok && stepper_run(st, t, &sv, err);
+    if (!again) break;
+  }
+  return ok;
+}
+
 bool ddpm_sample(ddpm_model *m, const ddpm_sample_params *p, float *out,
                  GError **err) {
   g_return_val_if_fail(m && p && out, false);
@@ -336,77 +452,55 @@ bool ddpm_sample(ddpm_model *m, const ddpm_sample_params *p, float *out,
   size_t n = pl.total;
   bool denoise = p->init && p->denoise_sigma > 0;
   bool masked = p->init && p->mask && !denoise;
-  int rounds = masked && p->resample > 1 ? p->resample : 1;
   stepper st;
-  if (!stepper_init(&st, m, p->sampler, p->seed, p->batch, pl.h, pl.w, err)) {
+  stepper_job job = {m, p, pl.h, pl.w, &st};
+  int G = ddpm_memfit_group(m, p->batch, pl.h, pl.w, try_stepper, &job, err);
+  if (!G) {
     g_free(pl.ts);
     return false;
   }
+  bool split = G < p->batch;
   float *x = g_new(float, n), *tmp = g_new(float, n);
+  float *buf = split ? g_new(float, (size_t)G * pl.item) : NULL;
   bool ok = true;
 
   /* The starting sample, made on the host once. */
   if (p->start_x) {
     memcpy(x, p->start_x, n * sizeof(float));
   } else if (denoise) {
-    float a = sqrtf(s->alphas_cumprod[pl.ts[pl.first]]);
+    float a = sqrtf(ddpm_schedule_abar(s, pl.ts[pl.first], false));
     for (size_t i = 0; i < n; i++) x[i] = a * p->init[i];
   } else if (p->init) {
     fill_noise(p, &pl, p->noise_start, STREAM_START, tmp);
-    add_noise(s, pl.ts[pl.first], p->init, tmp, n, x);
+    ddpm_schedule_add_noise(s, pl.ts[pl.first], p->init, tmp, n, x);
   } else {
     fill_noise(p, &pl, p->noise_start, STREAM_START, x);
   }
-  ok = graph_upload(st.g, st.x, x, err) &&
-       (!masked || (graph_upload(st.g, st.init, p->init, err) &&
-                    graph_upload(st.g, st.mask, p->mask, err)));
+  if (split)
+    ok = !masked || graph_upload(st.g, st.mask, p->mask, err);
+  else
+    ok = graph_upload(st.g, st.x, x, err) &&
+         (!masked || (graph_upload(st.g, st.init, p->init, err) &&
+                      graph_upload(st.g, st.mask, p->mask, err)));
 
   int end = p->stop_step > 0 ? p->stop_step : pl.n_run;
   for (int k = p->start_step; k < end && ok; k++) {
     int t = pl.ts[pl.first + k];
-    int prev = ddpm_schedule_prev(s, pl.steps, t);
     bool last = k == pl.n_run - 1;
-    for (int u = 0; u < rounds && ok; u++) {
-      step_values sv = {{0}};
-      if (p->sampler == DDPM_SAMPLER_DDPM) ddpm_coeffs(s, pl.steps, t, &sv);
-      else ddim_coeffs(s, pl.steps, t, p->eta, &sv);
-      sv.v[SP_STREAM_S] = uint_bits(u == 0 ? STREAM_STEP + (uint32_t)k
-                                           : STREAM_RESAMPLE + (uint32_t)k * 256 + u);
-      if (u == 0 && p->noise_steps && sv.v[SP_SD] != 0) {
-        sv.v[SP_INJECT_S] = 1;
-        ok = graph_upload(st.g, st.zs, p->noise_steps + (size_t)k * n, err);
-      }
-      if (masked) {
-        /* Known region at the noise level of the next step, x0 at the end. */
-        if (!last && prev >= 0) {
-          float abar_prev = s->alphas_cumprod[prev];
-          sv.v[SP_KNOWN] = 2;
-          sv.v[SP_KA] = sqrtf(abar_prev);
-          sv.v[SP_KB] = sqrtf(1.0f - abar_prev);
-          sv.v[SP_STREAM_K] = uint_bits(STREAM_KNOWN + (uint32_t)k * 256 + u);
-          if (u == 0 && p->noise_known) {
-            sv.v[SP_INJECT_K] = 1;
-            ok = ok && graph_upload(st.g, st.zk, p->noise_known + (size_t)k * n, err);
-          }
-        } else {
-          sv.v[SP_KNOWN] = 1;
-        }
-      }
-      bool again = u < rounds - 1 && !last && prev >= 0;
-      if (again) { /* RePaint: back to t with q(x_t | x_prev) */
-        float ratio = s->alphas_cumprod[t] / ddpm_schedule_abar(s, prev, false);
-        sv.v[SP_RENOISE] = 1;
-        sv.v[SP_RA] = sqrtf(ratio);
-        sv.v[SP_RB] = sqrtf(1.0f - ratio);
-        sv.v[SP_STREAM_R] = uint_bits(STREAM_RESAMPLE + (uint32_t)k * 256 + 128 + u);
-      }
-      ok = ok && stepper_run(&st, t, &sv, err);
-      if (!again) break;
-    }
-    if (!ok) break;
     bool preview = p->progress && p->preview_every > 0 &&
                    ((k + 1) % p->preview_every == 0 || k == end - 1);
-    if (preview || p->trajectory || (last && denoise && p->mask))
+    for (int b0 = 0; b0 < p->batch && ok; b0 += G) {
+      int len = MIN(G, p->batch - b0);
+      if (split)
+        ok = put_group(&st, st.x, x, pl.item, b0, len, buf, err) &&
+             (!masked || put_group(&st, st.init, p->init, pl.item, b0, len, buf, err));
+      ok = ok && run_step(&st, p, &pl, k, b0, len, buf, err);
+      if (ok && split)
+        ok = get_group(&st, st.x, x, pl.item, b0, len, buf, err) &&
+             (!preview || get_group(&st, st.x0, tmp, pl.item, b0, len, buf, err));
+    }
+    if (!ok) break;
+    if (!split && (preview || p->trajectory || (last && denoise && p->mask)))
       ok = graph_download(st.g, st.x, x, err);
     if (ok && last && denoise && p->mask) {
       size_t hw = (size_t)pl.h * pl.w;
@@ -414,9 +508,9 @@ bool ddpm_sample(ddpm_model *m, const ddpm_sample_params *p, float *out,
         float mk = p->mask[i % hw];
         x[i] = mk * x[i] + (1.0f - mk) * p->init[i];
       }
-      ok = graph_upload(st.g, st.x, x, err);
+      if (!split) ok = graph_upload(st.g, st.x, x, err);
     }
-    if (ok && preview) ok = graph_download(st.g, st.x0, tmp, err);
+    if (ok && preview && !split) ok = graph_download(st.g, st.x0, tmp, err);
     if (!ok) break;
     if (p->trajectory) memcpy(p->trajectory + (size_t)k * n, x, n * sizeof(float));
     if (p->progress) {
@@ -428,7 +522,8 @@ bool ddpm_sample(ddpm_model *m, const ddpm_sample_params *p, float *out,
       }
     }
   }
-  ok = ok && graph_download(st.g, st.x, out, err);
+  if (ok && split) memcpy(out, x, n * sizeof(float));
+  else ok = ok && graph_download(st.g, st.x, out, err);
   /* NaN propagates through every later step, so one look at the end catches
    * bad weights (or an overflow) before anything is shown. */
   if (ok && first_non_finite(out, n) >= 0) {
@@ -440,6 +535,7 @@ bool ddpm_sample(ddpm_model *m, const ddpm_sample_params *p, float *out,
   stepper_free(&st);
   g_free(x);
   g_free(tmp);
+  g_free(buf);
   g_free(pl.ts);
   return ok;
 }

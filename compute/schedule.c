@@ -269,3 +269,10 @@ float ddpm_schedule_abar(const ddpm_schedule *s, int t, bool ddim) {
   if (ddim && !s->set_alpha_to_one) return s->alphas_cumprod[0];
   return 1.0f;
 }
+
+void ddpm_schedule_add_noise(const ddpm_schedule *s, int t, const float *x0,
+                             const float *noise, size_t n, float *out) {
+  float abar = s->alphas_cumprod[t];
+  float a = sqrtf(abar), b = sqrtf(1.0f - abar);
+  for (size_t i = 0; i < n; i++) out[i] = a * x0[i] + b * noise[i];
+}

@@ -45,4 +45,9 @@ int ddpm_schedule_prev(const ddpm_schedule *s, int steps, int t);
  * final_alpha_cumprod. */
 float ddpm_schedule_abar(const ddpm_schedule *s, int t, bool ddim);
 
+/* diffusers add_noise, q(x_t | x0): out = sqrt(abar_t) * x0 +
+ * sqrt(1 - abar_t) * noise over n values (out may alias x0). */
+void ddpm_schedule_add_noise(const ddpm_schedule *s, int t, const float *x0,
+                             const float *noise, size_t n, float *out);
+
 #endif

@@ -1,7 +1,7 @@
 /* gimp-ddpm: Re-imagine Selection (masked SDEdit) and Denoise.
  *
  * The selection's bounding box plus a context margin, clipped to the layer,
- * is read as float, scaled to the model's resolution (area averaging when
+ * is read as float a strip at a time, scaled to the model's resolution (area averaging when
  * shrinking, bilinear when enlarging; the box is stretched to a square) with
  * the selection's coverage as the mask, run through the reverse process,
  * scaled back and written to the shadow buffer; merging the shadow blends it
@@ -12,16 +12,14 @@
 
 #include "plugin.h"
 
-static GimpValueArray *fail(GimpProcedure *procedure, GError *err) {
-  return gimp_procedure_new_return_values(procedure, GIMP_PDB_EXECUTION_ERROR, err);
-}
-
-/* Noise sigma (8-bit units) of the drawable inside the selection bounds. */
+/* Noise sigma (8-bit units) of the drawable inside the selection bounds;
+ * from their central 1024 x 1024 pixels at most (noise is much the same
+ * everywhere, and a huge selection should not cost a full float copy). */
 static double estimate_sigma(GimpDrawable *drawable, int x, int y, int w, int h) {
-  pixel_region r;
-  if (!pixels_read(drawable, x, y, w, h, &r, NULL)) return 0;
-  float sigma = ddpm_estimate_noise_sigma(r.colour, r.channels, h, w);
-  pixels_clear(&r);
+  int cw = MIN(w, 1024), ch = MIN(h, 1024), c = 1;
+  float *v = pixels_read_sample(drawable, x + (w - cw) / 2, y + (h - ch) / 2, cw, ch, &c);
+  float sigma = ddpm_estimate_noise_sigma(v, c, ch, cw);
+  g_free(v);
   return sigma * 255.0;
 }
 
@@ -43,13 +41,13 @@ GimpValueArray *run_edit(GimpProcedure *procedure, GimpRunMode run_mode,
     g_set_error_literal(&err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
                         "indexed images are not supported: convert the image "
                         "to RGB (Image > Mode > RGB) first");
-    return fail(procedure, err);
+    return session_fail(procedure, err);
   }
   int sx, sy, sw, sh;
   if (!gimp_drawable_mask_intersect(drawable, &sx, &sy, &sw, &sh)) {
     g_set_error_literal(&err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
                         "the selection does not overlap the layer");
-    return fail(procedure, err);
+    return session_fail(procedure, err);
   }
 
   double estimate = denoise ? estimate_sigma(drawable, sx, sy, sw, sh) : 0;
@@ -84,19 +82,15 @@ GimpValueArray *run_edit(GimpProcedure *procedure, GimpRunMode run_mode,
     p.resample = harmonize;
   }
 
-  pixel_region r;
-  if (!pixels_read(drawable, rx, ry, rw, rh, &r, &err)) return fail(procedure, err);
-  session *s = session_open(config, denoise ? "Denoising" : "Re-imagining", &err);
-  if (!s) {
-    pixels_clear(&r);
-    return fail(procedure, err);
-  }
+  session *s = session_open(config, denoise ? "Denoising" : "Re-imagining", NULL, &err);
+  if (!s) return session_fail(procedure, err);
   int c = s->info.in_channels, size = s->size;
-  float *init = pixels_to_model(r.colour, r.channels, rh, rw, c, size);
-  float *sel = pixels_selection_mask(image, drawable, rx, ry, rw, rh);
-  float *mask = g_new(float, (size_t)size * size);
-  ddpm_resize(sel, 1, rh, rw, mask, size, size);
-  g_free(sel);
+  float *init = pixels_read_model(drawable, rx, ry, rw, rh, c, size, &err);
+  if (!init) {
+    session_free(s);
+    return session_fail(procedure, err);
+  }
+  float *mask = pixels_selection_model(image, drawable, rx, ry, rw, rh, size);
   p.init = init;
   p.mask = mask;
   if (denoise) {
@@ -108,33 +102,44 @@ GimpValueArray *run_edit(GimpProcedure *procedure, GimpRunMode run_mode,
   }
   float *out = g_new(float, (size_t)c * size * size);
   bool ok = session_sample(s, config, &p, out, &err);
-  g_free(init);
-  g_free(mask);
-  if (!ok) {
-    g_free(out);
-    pixels_clear(&r);
-    session_free(s);
-    return fail(procedure, err);
-  }
-  pixels_from_model(out, c, size, r.colour, r.channels, rh, rw);
-  g_free(out);
 
-  gimp_image_undo_group_start(image);
+  /* Everything is made before the image is touched: the previews (whose
+   * run states hold init and mask), then the result in the shadow buffer. */
+  pending pd;
+  pending_init(&pd, image);
   int ox = 0, oy = 0;
   gimp_drawable_get_offsets(drawable, &ox, &oy);
-  char *group = g_strdup_printf("DDPM %s seed %" G_GUINT64_FORMAT " previews",
-                                denoise ? "denoise" : "re-imagine", p.seed);
-  previews_add_layers(s, image, group, 0, rw, rh, ox + rx, oy + ry);
-  g_free(group);
-  GeglBuffer *shadow = gimp_drawable_get_shadow_buffer(drawable);
-  pixels_write(shadow, drawable, &r);
-  g_object_unref(shadow);
-  gimp_drawable_merge_shadow(drawable, TRUE);
-  gimp_drawable_update(drawable, rx, ry, rw, rh);
-  gimp_image_undo_group_end(image);
-  gimp_displays_flush();
-  pixels_clear(&r);
+  if (ok) {
+    char *group = g_strdup_printf("DDPM %s seed %" G_GUINT64_FORMAT " previews",
+                                  denoise ? "denoise" : "re-imagine", p.seed);
+    ok = previews_prepare(s, image, &pd, group, 0, rw, rh, ox + rx, oy + ry, &err);
+    g_free(group);
+  }
+  g_free(init);
+  g_free(mask);
+  if (ok) {
+    GeglBuffer *shadow = gimp_drawable_get_shadow_buffer(drawable);
+    pixels_write_model(shadow, drawable, rx, ry, rw, rh, out, c, size, NULL);
+    g_object_unref(shadow);
+    /* One undo step: the previews, then the pixels merged through the
+     * selection. */
+    gimp_image_undo_group_start(image);
+    ok = pending_commit(&pd, &err);
+    if (ok && (testhook_fail("merge", 0) || !gimp_drawable_merge_shadow(drawable, TRUE))) {
+      g_set_error_literal(&err, DDPM_ERROR, DDPM_ERROR_IO,
+                          "GIMP refused to merge the result into the layer; "
+                          "the image was left as it was");
+      pending_rollback(&pd);
+      ok = false;
+    }
+    gimp_image_undo_group_end(image);
+  }
+  pending_discard(&pd);
+  g_free(out);
   session_free(s);
+  if (!ok) return session_fail(procedure, err);
+  gimp_drawable_update(drawable, rx, ry, rw, rh);
+  gimp_displays_flush();
 
   GimpValueArray *ret = gimp_procedure_new_return_values(procedure, GIMP_PDB_SUCCESS, NULL);
   if (denoise) GIMP_VALUES_SET_DOUBLE(ret, 1, sigma);

@@ -5,13 +5,18 @@
 #include "plugin.h"
 
 session *session_open(GimpProcedureConfig *config, const char *what,
-                      GError **err) {
+                      const char *fallback_model, GError **err) {
   char *model = NULL, *device = NULL;
   g_object_get(config, "model", &model, "device", &device, NULL);
+  if ((!model || !*model) && fallback_model) {
+    g_free(model);
+    model = g_strdup(fallback_model);
+  }
   session *s = g_new0(session, 1);
   s->what = what;
   s->previews = g_ptr_array_new();
-  s->keep = (preview_kind)gimp_procedure_config_get_choice_id(config, "preview-kind");
+  if (g_object_class_find_property(G_OBJECT_GET_CLASS(config), "preview-kind"))
+    s->keep = (preview_kind)gimp_procedure_config_get_choice_id(config, "preview-kind");
   gimp_progress_init_printf("%s: loading the model", what);
   ddpm_context_params cp = ddpm_context_default_params();
   cp.device = device && *device ? device : NULL;
@@ -29,10 +34,19 @@ session *session_open(GimpProcedureConfig *config, const char *what,
   return s;
 }
 
+GimpValueArray *session_fail(GimpProcedure *procedure, GError *err) {
+  if (g_error_matches(err, DDPM_ERROR, DDPM_ERROR_CANCELLED)) {
+    g_error_free(err); /* a cancel carries no error message */
+    return gimp_procedure_new_return_values(procedure, GIMP_PDB_CANCEL, NULL);
+  }
+  return gimp_procedure_new_return_values(procedure, GIMP_PDB_EXECUTION_ERROR, err);
+}
+
 static void frame_free(gpointer p) {
   preview_frame *f = p;
   g_free(f->x_t);
   g_free(f->x0);
+  g_free(f->finishes);
   g_free(f);
 }
 
@@ -85,10 +99,12 @@ static bool on_progress(const ddpm_progress *pr, void *user) {
   progress_ctx *pc = user;
   session *s = pc->s;
   if (pr->x_t) {
+    /* x_t is kept whatever is shown: the layers' run states need it. */
     preview_frame *f = g_new0(preview_frame, 1);
     f->t = pr->t;
-    if (s->keep != PREVIEW_X0) f->x_t = g_memdup2(pr->x_t, pc->n * sizeof(float));
-    if (s->keep != PREVIEW_XT) f->x0 = g_memdup2(pr->x0_pred, pc->n * sizeof(float));
+    f->step = pr->step;
+    f->x_t = g_memdup2(pr->x_t, pc->n * sizeof(float));
+    f->x0 = g_memdup2(pr->x0_pred, pc->n * sizeof(float));
     g_ptr_array_add(s->previews, f);
   }
   double secs = (g_get_monotonic_time() - s->started_us) / 1e6;
@@ -97,53 +113,178 @@ static bool on_progress(const ddpm_progress *pr, void *user) {
                                 s->what, pr->step, pr->total, pr->t, left);
   gimp_progress_update((double)pr->step / pr->total);
   /* Cancel in GIMP ends the plug-in process; nothing has touched the image
-   * by then, so there is nothing to undo. */
-  return true;
+   * by then, so there is nothing to undo.  The test switch stops the same
+   * way a cancelling caller of ddpm_sample does. */
+  return !testhook_cancel("step", pr->step);
+}
+
+/* One batch item of the run as a run of its own: batch item b of a run
+ * uses seed + b, so a batch-1 run with that seed is the same run. */
+static ddpm_sample_params item_params(const session *s, int item) {
+  ddpm_sample_params q = s->run;
+  size_t n = (size_t)s->info.in_channels * s->size * s->size;
+  q.batch = 1;
+  q.seed = s->run.seed + (uint64_t)item;
+  if (q.init) q.init += (size_t)item * n;
+  q.progress = NULL;
+  q.user = NULL;
+  q.preview_every = 0;
+  return q;
+}
+
+ddpm_state *session_item_state(session *s, const preview_frame *f, int item,
+                               GError **err) {
+  ddpm_sample_params q = item_params(s, item);
+  size_t n = (size_t)s->info.in_channels * s->size * s->size;
+  return ddpm_state_new(s->model, s->model_path, &q, f->step,
+                        f->x_t + (size_t)item * n, err);
+}
+
+typedef struct {
+  session *s;
+  int t, done, total; /* finishes made of total */
+} finish_ctx;
+
+static bool on_finish_progress(const ddpm_progress *pr, void *user) {
+  finish_ctx *fc = user;
+  gimp_progress_set_text_printf("%s: possible finishes from t = %d (%d of %d)",
+                                fc->s->what, fc->t, fc->done + 1, fc->total);
+  gimp_progress_update((fc->done + (double)pr->step / pr->total) / fc->total);
+  return !testhook_cancel("finish", fc->done);
+}
+
+/* For each kept step before the end and each batch item, `finishes`
+ * continuations of the run from that x_t with other seeds (the state's
+ * seed + 1, + 2, ...): what is already decided at t (Ho et al. Fig. 7). */
+static bool make_finishes(session *s, GError **err) {
+  int count = s->finishes, batch = s->run.batch;
+  size_t n = (size_t)s->info.in_channels * s->size * s->size;
+  finish_ctx fc = {s, 0, 0, 0};
+  for (guint i = 0; i < s->previews->len; i++)
+    fc.total += ((preview_frame *)g_ptr_array_index(s->previews, i))->step < s->n_run
+                  ? batch : 0;
+  bool ok = true;
+  for (guint i = 0; i < s->previews->len && ok; i++) {
+    preview_frame *f = g_ptr_array_index(s->previews, i);
+    if (f->step >= s->n_run) continue;
+    f->finishes = g_new(float, (size_t)batch * count * n);
+    fc.t = f->t;
+    for (int b = 0; b < batch && ok; b++, fc.done++) {
+      ddpm_state *st = session_item_state(s, f, b, err);
+      ddpm_sample_params q;
+      ok = st && ddpm_state_resume_params(st, s->model, &q, err);
+      float *xs = NULL, *inits = NULL;
+      if (ok) {
+        xs = g_new(float, count * n);
+        if (q.init) inits = g_new(float, count * n);
+        for (int j = 0; j < count; j++) {
+          memcpy(xs + j * n, st->x, n * sizeof(float));
+          if (inits) memcpy(inits + j * n, st->init, n * sizeof(float));
+        }
+        q.batch = count;
+        q.start_x = xs;
+        q.init = inits;
+        q.seed = st->seed + 1;
+        q.progress = on_finish_progress;
+        q.user = &fc;
+        ok = ddpm_sample(s->model, &q, f->finishes + (size_t)b * count * n, err);
+      }
+      g_free(xs);
+      g_free(inits);
+      ddpm_state_free(st);
+    }
+  }
+  return ok;
 }
 
 bool session_sample(session *s, GimpProcedureConfig *config,
                     ddpm_sample_params *p, float *out, GError **err) {
-  int every = 0;
+  int every = 0, finishes = 0;
   g_object_get(config, "preview-every", &every, NULL);
+  if (g_object_class_find_property(G_OBJECT_GET_CLASS(config), "preview-finishes"))
+    g_object_get(config, "preview-finishes", &finishes, NULL);
   progress_ctx pc = {s, (size_t)p->batch * s->info.in_channels * s->size * s->size};
   p->progress = on_progress;
   p->user = &pc;
   p->preview_every = every;
   p->height = p->width = s->size;
   s->started_us = g_get_monotonic_time();
-  int total = ddpm_sample_steps_run(s->model, p, err);
-  if (total < 0) return false;
-  gimp_progress_set_text_printf("%s: %d steps", s->what, total);
-  bool ok = ddpm_sample(s->model, p, out, err);
+  s->n_run = ddpm_sample_steps_run(s->model, p, err);
+  if (s->n_run < 0) return false;
+  s->run = *p;
+  s->finishes = every > 0 ? finishes : 0;
+  gimp_progress_set_text_printf("%s: %d steps", s->what, s->n_run);
+  bool ok = ddpm_sample(s->model, p, out, err) &&
+            (s->finishes == 0 || make_finishes(s, err));
   gimp_progress_end();
   return ok;
 }
 
-void previews_add_layers(session *s, GimpImage *image, const char *group_name,
-                         int item, int w, int h, int ox, int oy) {
-  if (s->previews->len == 0) return;
-  int c = s->info.in_channels, size = s->size;
-  int lc = gimp_image_get_base_type(image) == GIMP_GRAY ? 1 : 3;
-  size_t n = (size_t)c * size * size;
+/* The run state of frame f, item `item` as a parasite of `layer`. */
+static bool attach_state(session *s, const preview_frame *f, int item,
+                         GimpLayer *layer, GError **err) {
+  if (f->step >= s->n_run) return true; /* the end: nothing to continue */
+  ddpm_state *st = session_item_state(s, f, item, err);
+  if (!st) return false;
+  GBytes *b = ddpm_state_to_bytes(st);
+  ddpm_state_free(st);
+  gsize len = 0;
+  const void *data = g_bytes_get_data(b, &len);
+  GimpParasite *par = gimp_parasite_new(PARASITE_STATE, GIMP_PARASITE_PERSISTENT,
+                                        (guint32)len, data);
+  gboolean ok = gimp_item_attach_parasite(GIMP_ITEM(layer), par);
+  gimp_parasite_free(par);
+  g_bytes_unref(b);
+  if (!ok)
+    g_set_error_literal(err, DDPM_ERROR, DDPM_ERROR_IO,
+                        "GIMP refused the run-state parasite of a kept step");
+  return ok;
+}
+
+/* A hidden layer of model-space planes, added to the pending results. */
+static GimpLayer *hidden_layer(session *s, GimpImage *image, pending *pd,
+                               GimpLayer *group, const char *name,
+                               const float *planes, int w, int h, int ox, int oy) {
+  GimpLayer *layer = pixels_new_layer(image, name, w, h, planes, s->info.in_channels,
+                                      s->size, NULL);
+  gimp_layer_set_offsets(layer, ox, oy);
+  gimp_item_set_visible(GIMP_ITEM(layer), FALSE);
+  pending_add(pd, layer, group);
+  return layer;
+}
+
+bool previews_prepare(session *s, GimpImage *image, pending *pd,
+                      const char *group_name, int item, int w, int h, int ox,
+                      int oy, GError **err) {
+  if (s->previews->len == 0) return true;
+  size_t n = (size_t)s->info.in_channels * s->size * s->size;
   GimpLayer *group = GIMP_LAYER(gimp_group_layer_new(image, group_name));
-  gimp_image_insert_layer(image, group, NULL, 0);
   gimp_item_set_visible(GIMP_ITEM(group), FALSE);
-  float *colour = g_new(float, (size_t)lc * w * h);
+  pending_add(pd, group, NULL);
+  bool ok = true;
   /* Oldest at the bottom, so the stack reads like the process. */
-  for (guint i = 0; i < s->previews->len; i++) {
+  for (guint i = 0; i < s->previews->len && ok; i++) {
     preview_frame *f = g_ptr_array_index(s->previews, i);
-    const float *planes[2] = {f->x_t, f->x0};
+    const float *planes[2] = {s->keep != PREVIEW_X0 ? f->x_t : NULL,
+                              s->keep != PREVIEW_XT ? f->x0 : NULL};
     const char *kinds[2] = {"x_t", "x0"};
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 2 && ok; k++) {
       if (!planes[k]) continue;
-      pixels_from_model(planes[k] + (size_t)item * n, c, size, colour, lc, h, w);
       char *name = g_strdup_printf("t=%d %s", f->t, kinds[k]);
-      GimpLayer *layer = pixels_new_layer(image, name, w, h, colour, lc);
+      GimpLayer *layer = hidden_layer(s, image, pd, group, name, planes[k] + item * n,
+                                      w, h, ox, oy);
       g_free(name);
-      gimp_layer_set_offsets(layer, ox, oy);
-      gimp_image_insert_layer(image, layer, group, 0);
-      gimp_item_set_visible(GIMP_ITEM(layer), FALSE);
+      ok = !testhook_fail("prepare", (int)i) && attach_state(s, f, item, layer, err);
+      if (!ok && err && !*err)
+        g_set_error_literal(err, DDPM_ERROR, DDPM_ERROR_IO,
+                            "test hook: preparing the result layers failed");
+    }
+    for (int j = 0; f->finishes && j < s->finishes && ok; j++) {
+      char *name = g_strdup_printf("t=%d finish %d", f->t, j + 1);
+      hidden_layer(s, image, pd, group, name,
+                   f->finishes + ((size_t)item * s->finishes + j) * n, w, h, ox, oy);
+      g_free(name);
     }
   }
-  g_free(colour);
+  return ok;
 }

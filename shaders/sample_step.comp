@@ -24,16 +24,20 @@ layout(push_constant) uniform P {
   uint count, item, hw, seed_lo, seed_hi;
   uint ddim, prediction, clip, masked;
   float clip_range;
+  uint shared_noise; // every batch item draws the noise of item 0
 } p;
 
 // Per-step parameters (sp[]), written by the host before each run.
 const uint ABAR = 0, C0 = 1, C1 = 2, SD = 3, KA = 4, KB = 5, KNOWN = 6,
            RA = 7, RB = 8, RENOISE = 9, STREAM_S = 10, STREAM_K = 11,
-           STREAM_R = 12, INJECT_S = 13, INJECT_K = 14;
+           STREAM_R = 12, INJECT_S = 13, INJECT_K = 14, ITEM0 = 15;
 
+// Item b of the group whose first batch item is ITEM0 draws for seed + ITEM0 + b
+// (all for seed with shared_noise).
 float noise(uint stream, uint b, uint i) {
-  uint lo = p.seed_lo + b;
-  return philox_normal(uvec2(lo, p.seed_hi + (lo < b ? 1u : 0u)), stream, i, 0u);
+  uint item = p.shared_noise != 0u ? 0u : floatBitsToUint(sp[ITEM0]) + b;
+  uint lo = p.seed_lo + item;
+  return philox_normal(uvec2(lo, p.seed_hi + (lo < item ? 1u : 0u)), stream, i, 0u);
 }
 
 void main() {

@@ -232,6 +232,47 @@ static void test_resume(void) {
   g_free(s15b); g_free(dir);
 }
 
+/* A masked, harmonized SDEdit run stopped and resumed (the state carries
+ * the input and the mask) saves the same state as the uninterrupted run. */
+static void test_resume_sdedit(void) {
+  char *dir = golden_path("tiny");
+  if (!dir) return;
+  const int w = 40, h = 24;
+  png_image_f in = {.c = 3, .h = h, .w = w, .bit_depth = 8};
+  png_image_f mask = {.c = 1, .h = h, .w = w, .bit_depth = 8};
+  in.data = g_new(float, 3 * w * h);
+  mask.data = g_new(float, w * h);
+  for (int i = 0; i < 3 * w * h; i++) in.data[i] = (float)((i * 37 % 255) / 127.5 - 1);
+  for (int i = 0; i < w * h; i++) mask.data[i] = (i % w) < w / 2 ? -1.0f : 1.0f;
+  char *in_path = tmp("sd-in.png"), *mask_path = tmp("sd-mask.png");
+  char *a_path = tmp("sd-a.safetensors"), *mid = tmp("sd-mid.safetensors"),
+       *b_path = tmp("sd-b.safetensors");
+  GError *e = NULL;
+  g_assert_true(png_write_float(in_path, &in, &e));
+  g_assert_true(png_write_float(mask_path, &mask, &e));
+  char *out = NULL, *err = NULL;
+#define RUN(...) do { int rc_ = run_cli(&out, &err, __VA_ARGS__, NULL); \
+    if (rc_) g_printerr("%s", err); \
+    g_assert_cmpint(rc_, ==, 0); \
+    g_clear_pointer(&out, g_free); g_clear_pointer(&err, g_free); } while (0)
+  RUN("sdedit", dir, in_path, "--mask", mask_path, "--steps", "20", "--strength",
+      "0.7", "--harmonize", "2", "--seed", "5", "--stop-at", "9", "--save-state", a_path);
+  RUN("sdedit", dir, in_path, "--mask", mask_path, "--steps", "20", "--strength",
+      "0.7", "--harmonize", "2", "--seed", "5", "--stop-at", "4", "--save-state", mid);
+  RUN("generate", "--resume", mid, "--stop-at", "9", "--save-state", b_path);
+#undef RUN
+  gchar *a, *b;
+  gsize na, nb;
+  g_assert_true(g_file_get_contents(a_path, &a, &na, NULL));
+  g_assert_true(g_file_get_contents(b_path, &b, &nb, NULL));
+  g_assert_cmpmem(a, na, b, nb);
+  g_assert_nonnull(g_strstr_len(a + 8, (gssize)na - 8, "\"resample\":\"2\""));
+  g_free(a); g_free(b);
+  png_image_clear(&in); png_image_clear(&mask);
+  g_free(in_path); g_free(mask_path); g_free(a_path); g_free(mid); g_free(b_path);
+  g_free(dir);
+}
+
 /* A copy of the state file `src` with metadata field `key` set to `value`
  * (NULL: removed), or with the tensor's dtype/shape header replaced by
  * `tensor_json`, or its first float set to `first`. */
@@ -291,7 +332,7 @@ static void test_bad_state(void) {
     const char *key, *value, *tensor, *needle;
   } cases[] = {
     {"format", "something-else", NULL, "'format'"},
-    {"version", "2", NULL, "'version' = 2"},
+    {"version", "3", NULL, "'version' = 3"},
     {"version", "x", NULL, "'version'"},
     {"seed", NULL, NULL, "'seed' is missing"},
     {"seed", "-1", NULL, "'seed'"},
@@ -321,7 +362,7 @@ static void test_bad_state(void) {
   expect_fail("NaN or Inf", "generate", "--resume", nan_x, "-o", o, NULL);
   /* A state made for another model (tiny_b: 1 channel, 24x24). */
   char *other = golden_path("tiny_b");
-  expect_fail("the model samples 1 x 24x24", "generate", other, "--resume", good,
+  expect_fail("x_t has 3 channel(s), the model samples 1", "generate", other, "--resume", good,
               "-o", o, NULL);
   char *junk = tmp("junk.safetensors");
   g_assert_true(g_file_set_contents(junk, "\x10\0\0\0\0\0\0\0{}", 10, NULL));
@@ -367,6 +408,124 @@ static void test_nll(void) {
   g_free(a); g_free(b); g_free(small); g_free(dir);
 }
 
+/* Pixel values of a PNG's w x h cell at (x0, y0), as floats [c, h, w]. */
+static float *png_cell(const char *path, int x0, int y0, int w, int h, int *c) {
+  png_image_f im = {0};
+  GError *e = NULL;
+  g_assert_true(png_read_float(path, &im, &e));
+  g_assert_cmpint(im.w, >=, x0 + w);
+  g_assert_cmpint(im.h, >=, y0 + h);
+  float *cell = g_new(float, (size_t)im.c * w * h);
+  for (int ch = 0; ch < im.c; ch++)
+    for (int y = 0; y < h; y++)
+      for (int x = 0; x < w; x++)
+        cell[((size_t)ch * h + y) * w + x] =
+          im.data[((size_t)ch * im.h + y0 + y) * im.w + x0 + x];
+  *c = im.c;
+  png_image_clear(&im);
+  return cell;
+}
+
+static double cell_diff(const float *a, const float *b, size_t n) {
+  double d = 0;
+  for (size_t i = 0; i < n; i++) d = MAX(d, fabs((double)a[i] - b[i]));
+  return d * 127.5; /* in 8-bit levels */
+}
+
+/* interpolate: a strip of 3 frames from an RGB and a grey picture of
+ * another size; frame 0 is `sdedit` of the first with the same seed and
+ * t0, frame 1 differs; --frames-dir writes each frame; bad arguments. */
+static void test_interpolate(void) {
+  char *dir = golden_path("tiny");
+  if (!dir) return;
+  png_image_f im = {.c = 3, .h = 16, .w = 16, .bit_depth = 8};
+  im.data = g_new(float, 3 * 16 * 16);
+  for (int i = 0; i < 3 * 16 * 16; i++) im.data[i] = sinf(0.05f * i);
+  char *a = tmp("ip_a.png"), *b = tmp("ip_b.png"), *strip = tmp("strip.png");
+  char *sd = tmp("ip_sd.png"), *f0 = tmp("frame000.png"), *f2 = tmp("frame002.png");
+  GError *e = NULL;
+  g_assert_true(png_write_float(a, &im, &e));
+  png_image_clear(&im);
+  im = (png_image_f){.c = 1, .h = 12, .w = 20, .bit_depth = 8};
+  im.data = g_new(float, 12 * 20);
+  for (int i = 0; i < 12 * 20; i++) im.data[i] = (i % 20) < 10 ? 0.8f : -0.8f;
+  g_assert_true(png_write_float(b, &im, &e));
+  png_image_clear(&im);
+  char *out = NULL, *err = NULL;
+  int rc = run_cli(&out, &err, "interpolate", dir, a, b, "--t", "300", "--frames", "3",
+                   "--steps", "10", "--seed", "5", "-o", strip, "--frames-dir", tmpdir, NULL);
+  if (rc) g_printerr("%s", err);
+  g_assert_cmpint(rc, ==, 0);
+  g_free(out); g_free(err);
+  rc = run_cli(&out, &err, "sdedit", dir, a, "--t0", "300", "--steps", "10", "--seed", "5",
+               "-o", sd, NULL);
+  g_assert_cmpint(rc, ==, 0);
+  g_free(out); g_free(err);
+  int c;
+  float *s0 = png_cell(strip, 0, 0, 16, 16, &c), *s1 = png_cell(strip, 18, 0, 16, 16, &c);
+  float *s2 = png_cell(strip, 36, 0, 16, 16, &c);
+  float *want = png_cell(sd, 0, 0, 16, 16, &c), *file0 = png_cell(f0, 0, 0, 16, 16, &c);
+  float *file2 = png_cell(f2, 0, 0, 16, 16, &c);
+  size_t n = 3 * 16 * 16;
+  double d0 = cell_diff(s0, want, n), d1 = cell_diff(s1, s0, n);
+  g_printerr("CLI interpolate: frame 0 vs sdedit %.1f levels, frame 1 vs frame 0 %.1f\n",
+             d0, d1);
+  g_assert_cmpfloat(d0, <=, 1.0); /* 8-bit rounding of two writers */
+  g_assert_cmpfloat(d1, >, 10.0);
+  g_assert_cmpfloat(cell_diff(file0, s0, n), ==, 0);
+  g_assert_cmpfloat(cell_diff(file2, s2, n), ==, 0);
+  expect_fail("--frames 1 out of range 2..256", "interpolate", dir, a, b, "--frames", "1",
+              "-o", strip, NULL);
+  expect_fail("t = 5000 out of range 0..999", "interpolate", dir, a, b, "--t", "5000",
+              "-o", strip, NULL);
+  expect_fail("give two pictures", "interpolate", a, "-o", strip, NULL);
+  expect_fail("ip_missing.png", "interpolate", dir, a, "ip_missing.png", "-o", strip, NULL);
+  g_free(s0); g_free(s1); g_free(s2); g_free(want); g_free(file0); g_free(file2);
+  g_free(a); g_free(b); g_free(strip); g_free(sd); g_free(f0); g_free(f2); g_free(dir);
+}
+
+/* progressive: 2 kept steps x (x_t, x0, 3 finishes); finish 0 of the last
+ * row is `generate` with the same seed, pixel for pixel; the finishes of a
+ * row differ; DDIM eta 0 and bad counts are refused. */
+static void test_progressive(void) {
+  char *dir = golden_path("tiny");
+  if (!dir) return;
+  char *grid = tmp("prog.png"), *gen = tmp("prog_gen.png");
+  char *out = NULL, *err = NULL;
+  int rc = run_cli(&out, &err, "progressive", dir, "--every", "4", "--finishes", "3",
+                   "--steps", "12", "--seed", "6", "-o", grid, NULL);
+  if (rc) g_printerr("%s", err);
+  g_assert_cmpint(rc, ==, 0);
+  g_assert_nonnull(strstr(out, "2 rows (every 4 of 12 steps)"));
+  g_free(out); g_free(err);
+  rc = run_cli(&out, &err, "generate", dir, "--steps", "12", "--seed", "6", "-o", gen, NULL);
+  g_assert_cmpint(rc, ==, 0);
+  g_free(out); g_free(err);
+  png_image_f im = {0};
+  GError *e = NULL;
+  g_assert_true(png_read_float(grid, &im, &e));
+  g_assert_cmpint(im.w, ==, 5 * 16 + 4 * 2);
+  g_assert_cmpint(im.h, ==, 2 * 16 + 2);
+  png_image_clear(&im);
+  int c;
+  size_t n = 3 * 16 * 16;
+  float *fin0 = png_cell(grid, 2 * 18, 18, 16, 16, &c), *want = png_cell(gen, 0, 0, 16, 16, &c);
+  float *fin1 = png_cell(grid, 3 * 18, 18, 16, 16, &c);
+  double d0 = cell_diff(fin0, want, n), d1 = cell_diff(fin1, fin0, n);
+  g_printerr("CLI progressive: last row's finish 0 vs generate %.1f levels, "
+             "finish 1 vs finish 0 %.1f\n", d0, d1);
+  g_assert_cmpfloat(d0, ==, 0);
+  g_assert_cmpfloat(d1, >, 1.0);
+  expect_fail("use --sampler ddpm or --eta > 0", "progressive", dir, "--sampler", "ddim",
+              "-o", grid, NULL);
+  expect_fail("--finishes 0 out of range 1..64", "progressive", dir, "--finishes", "0",
+              "-o", grid, NULL);
+  expect_fail("--every 12 out of range 1..11", "progressive", dir, "--steps", "12",
+              "--every", "12", "-o", grid, NULL);
+  g_free(fin0); g_free(fin1); g_free(want);
+  g_free(grid); g_free(gen); g_free(dir);
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   if (!g_getenv("DDPM_CLI")) return 77;
@@ -376,8 +535,11 @@ int main(int argc, char **argv) {
   g_test_add_func("/cli/denoise_estimate", test_denoise_estimate);
   g_test_add_func("/cli/bad_input", test_bad_input);
   g_test_add_func("/cli/resume", test_resume);
+  g_test_add_func("/cli/resume_sdedit", test_resume_sdedit);
   g_test_add_func("/cli/bad_state", test_bad_state);
   g_test_add_func("/cli/nll", test_nll);
+  g_test_add_func("/cli/interpolate", test_interpolate);
+  g_test_add_func("/cli/progressive", test_progressive);
   int rc = g_test_run();
   GDir *d = g_dir_open(tmpdir, 0, NULL);
   for (const char *name; d && (name = g_dir_read_name(d));) {

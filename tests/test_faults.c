@@ -2,7 +2,9 @@
  * wait of a whole job (model load, DDIM sample, SDEdit sample) fails in turn.
  * Each run must end in a clear error of the right code, leak nothing (ASan,
  * validation layer quiet), and leave the context usable: the same job then
- * succeeds with the same result. */
+ * succeeds with the same result.  An allocation that fails while a sampler
+ * sets up its batch is recovered from by running the batch in smaller
+ * groups: then the job succeeds, with the same result. */
 #include <string.h>
 
 #include "golden.h"
@@ -72,9 +74,17 @@ static void test_sweep(void) {
     g_assert_no_error(err);
     uint64_t calls = vk_fault_calls(ctx, kinds[k].kind);
     g_assert_cmpuint(calls, >, 0);
+    unsigned recovered = 0;
     for (uint64_t at = 1; at <= calls; at++) {
       vk_fault_arm(ctx, kinds[k].kind, at);
-      g_assert_false(job(dir, got, n, &err));
+      bool ok = job(dir, got, n, &err);
+      if (ok && kinds[k].kind == VK_FAULT_ALLOC) {
+        g_assert_no_error(err); /* split into smaller groups */
+        g_assert_cmpmem(got, 2 * n * sizeof(float), want, 2 * n * sizeof(float));
+        recovered++;
+        continue;
+      }
+      g_assert_false(ok);
       g_assert_nonnull(err);
       if (!g_error_matches(err, DDPM_ERROR, kinds[k].code) ||
           !strstr(err->message, kinds[k].says))
@@ -88,8 +98,9 @@ static void test_sweep(void) {
       g_assert_no_error(err);
       g_assert_cmpmem(got, 2 * n * sizeof(float), want, 2 * n * sizeof(float));
     }
-    g_printerr("%s: %" G_GUINT64_FORMAT " injection points, each a clean error\n",
-               kinds[k].name, calls);
+    g_printerr("%s: %" G_GUINT64_FORMAT " injection points, each a clean error "
+               "or (%u) recovered by splitting the batch\n", kinds[k].name, calls,
+               recovered);
   }
   g_free(want);
   g_free(got);

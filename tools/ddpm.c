@@ -9,6 +9,8 @@
  *   ddpm nll [MODEL] IMAGE.png... [--timesteps K] [--seed S]
  *   ddpm sdedit [MODEL] IN.png [--mask M.png] [--strength S | --t0 T] ...
  *   ddpm denoise [MODEL] IN.png [--sigma S] ...
+ *   ddpm interpolate [MODEL] A.png B.png [--t T] [--frames N] ...  (cmd_interpolate.c)
+ *   ddpm progressive [MODEL] [--every K] [--finishes N] ...        (cmd_progressive.c)
  *
  * Everything goes through include/ddpm/ddpm.h; the safetensors reader and
  * writer (a file-format utility of the library) serve `eps`. */
@@ -21,13 +23,14 @@
 
 #include <json-glib/json-glib.h>
 
+#include "cli.h"
 #include "ddpm/ddpm.h"
 #include "model/safetensors.h"
 #include "png_io.h"
 
 static const char *device_opt;
 
-static int fail(GError *err) {
+int fail(GError *err) {
   fprintf(stderr, "ddpm: %s\n", err ? err->message : "failed");
   g_clear_error(&err);
   return 1;
@@ -54,6 +57,12 @@ static int usage(void) {
           "                                  re-imagine an image (or its masked part)\n"
           "  denoise [MODEL] IN.png [--sigma S] -o OUT.png\n"
           "                                  remove Gaussian noise (sigma estimated)\n"
+          "  interpolate [MODEL] A.png B.png [--t T] [--frames N] [--slerp]\n"
+          "           -o STRIP.png [--frames-dir DIR]\n"
+          "                                  frames between two pictures through x_t\n"
+          "  progressive [MODEL] [--every K] [--finishes N] -o GRID.png\n"
+          "                                  x_t, predicted x0 and N finishes every\n"
+          "                                  K steps of one run\n"
           "  nll [MODEL] IMAGE.png... [--timesteps K] [--seed S]\n"
           "                                  variational bound in bits/dim (K < T:\n"
           "                                  an estimate with its standard error)\n"
@@ -71,12 +80,9 @@ static ddpm_context *open_context(GError **err) {
   return ddpm_context_new(&cp, err);
 }
 
-/* Resolves `spec` (a folder, a Hugging Face cache name, or NULL for the
- * default model) into *dir and loads it on a new context *ctx; *size is
- * the model's image side, *c its channels.  On failure the caller still
- * frees *dir and *ctx. */
-static ddpm_model *open_model(const char *spec, char **dir, ddpm_context **ctx,
-                              int *size, int *c, GError **err) {
+/* See cli.h. */
+ddpm_model *open_model(const char *spec, char **dir, ddpm_context **ctx,
+                       int *size, int *c, GError **err) {
   ddpm_model *m = NULL;
   if (!(*dir = ddpm_resolve_model(spec, err)) || !(*ctx = open_context(err)) ||
       !(m = ddpm_model_load(*ctx, *dir, err)))
@@ -227,12 +233,13 @@ static GOptionEntry *sample_entries(sample_opts *o, bool image_input) {
   e[k++] = (GOptionEntry){"previews", 0, 0, G_OPTION_ARG_FILENAME, &o->previews,
                           "Write x_t and predicted x0 PNGs into this folder", "DIR"};
   e[k++] = (GOptionEntry){"every", 0, 0, G_OPTION_ARG_INT, &o->every, "Preview every K steps", "K"};
+  e[k++] = (GOptionEntry){"stop-at", 0, 0, G_OPTION_ARG_INT, &o->stop_at,
+                          "Stop after STEP steps (with --save-state)", "STEP"};
+  e[k++] = (GOptionEntry){"save-state", 0, 0, G_OPTION_ARG_FILENAME, &o->save_state,
+                          "Write the interrupted run's state here (finish it with "
+                          "generate --resume)", "S.safetensors"};
   if (!image_input) {
     e[k++] = (GOptionEntry){"num", 'n', 0, G_OPTION_ARG_INT, &o->n, "Number of images", "N"};
-    e[k++] = (GOptionEntry){"stop-at", 0, 0, G_OPTION_ARG_INT, &o->stop_at,
-                            "Stop after STEP steps (with --save-state)", "STEP"};
-    e[k++] = (GOptionEntry){"save-state", 0, 0, G_OPTION_ARG_FILENAME, &o->save_state,
-                            "Write the interrupted run's state here", "S.safetensors"};
     e[k++] = (GOptionEntry){"resume", 0, 0, G_OPTION_ARG_FILENAME, &o->resume,
                             "Finish the run saved in this state file", "S.safetensors"};
   } else {
@@ -250,15 +257,7 @@ static GOptionEntry *sample_entries(sample_opts *o, bool image_input) {
   return e;
 }
 
-typedef struct {
-  gint64 start;
-  bool tty;
-  const char *previews;
-  int batch, c, h, w;
-  GError *error;
-} run_state;
-
-static bool on_progress(const ddpm_progress *p, void *user) {
+bool on_progress(const ddpm_progress *p, void *user) {
   run_state *rs = user;
   if (p->x_t && rs->previews) {
     const float *imgs[2] = {p->x_t, p->x0_pred};
@@ -309,248 +308,6 @@ static float *noise_tensor(st_file *f, const char *name, size_t count,
   return v;
 }
 
-/* ---- state files (generate --save-state / --resume) ---------------------- */
-
-/* A safetensors file holding x_t (F32 [B, C, H, W]) and, in __metadata__
- * (strings, as the format requires), everything else a run needs to finish:
- *   format "gimp-ddpm-state", version "1", model (folder), sampler
- *   ("ddpm"/"ddim"), steps (grid size), step (steps done), t (the timestep
- *   the next step denoises), timesteps (the grid, "[t0,t1,...]"), seed, eta
- *   (%.9g, exact for a float), batch, channels, height, width. */
-#define STATE_FORMAT "gimp-ddpm-state"
-#define STATE_VERSION 1
-
-typedef struct {
-  char *model;
-  ddpm_sampler sampler;
-  int steps, step, t, batch, c, h, w;
-  uint64_t seed;
-  float eta;
-  char *timesteps;
-  float *x; /* [batch, c, h, w] */
-} run_state_file;
-
-static void state_clear(run_state_file *s) {
-  g_free(s->model);
-  g_free(s->timesteps);
-  g_free(s->x);
-  memset(s, 0, sizeof *s);
-}
-
-/* "[950,900,...,0]" */
-static char *grid_string(const int *ts, int n) {
-  GString *g = g_string_new("[");
-  for (int i = 0; i < n; i++) g_string_append_printf(g, "%s%d", i ? "," : "", ts[i]);
-  g_string_append_c(g, ']');
-  return g_string_free(g, FALSE);
-}
-
-static bool state_write(const char *path, const run_state_file *s, GError **err) {
-  char num[10][32];
-  g_snprintf(num[0], 32, "%d", STATE_VERSION);
-  g_snprintf(num[1], 32, "%d", s->steps);
-  g_snprintf(num[2], 32, "%d", s->step);
-  g_snprintf(num[3], 32, "%d", s->t);
-  g_snprintf(num[4], 32, "%" G_GUINT64_FORMAT, s->seed);
-  g_ascii_formatd(num[5], 32, "%.9g", s->eta);
-  g_snprintf(num[6], 32, "%d", s->batch);
-  g_snprintf(num[7], 32, "%d", s->c);
-  g_snprintf(num[8], 32, "%d", s->h);
-  g_snprintf(num[9], 32, "%d", s->w);
-  const char *meta[] = {
-    "format", STATE_FORMAT, "version", num[0], "model", s->model,
-    "sampler", s->sampler == DDPM_SAMPLER_DDIM ? "ddim" : "ddpm",
-    "steps", num[1], "step", num[2], "t", num[3], "timesteps", s->timesteps,
-    "seed", num[4], "eta", num[5], "batch", num[6], "channels", num[7],
-    "height", num[8], "width", num[9], NULL};
-  st_out_tensor x = {"x_t", ST_F32, 4, {s->batch, s->c, s->h, s->w}, s->x};
-  return st_write_meta(path, &x, 1, meta, err);
-}
-
-/* The __metadata__ object of a safetensors file that st_open accepted. */
-static JsonParser *state_metadata(const char *path, JsonObject **meta, GError **err) {
-  FILE *f = fopen(path, "rb");
-  guint8 len8[8];
-  char *header = NULL;
-  uint64_t n = 0;
-  JsonParser *p = NULL;
-  if (f && fread(len8, 1, 8, f) == 8) {
-    for (int i = 0; i < 8; i++) n |= (uint64_t)len8[i] << (8 * i);
-    if (n <= (16u << 20)) {
-      header = g_malloc(n + 1);
-      if (fread(header, 1, n, f) != n) g_clear_pointer(&header, g_free);
-    }
-  }
-  if (f) fclose(f);
-  if (header) {
-    p = json_parser_new();
-    JsonNode *root = NULL, *m = NULL;
-    if (json_parser_load_from_data(p, header, (gssize)n, NULL) &&
-        (root = json_parser_get_root(p)) && JSON_NODE_HOLDS_OBJECT(root) &&
-        (m = json_object_get_member(json_node_get_object(root), "__metadata__")) &&
-        JSON_NODE_HOLDS_OBJECT(m)) {
-      *meta = json_node_get_object(m);
-      g_free(header);
-      return p;
-    }
-    g_object_unref(p);
-  }
-  g_free(header);
-  g_set_error(err, DDPM_ERROR, DDPM_ERROR_FORMAT,
-              "%s: not a ddpm state file (no __metadata__ object)", path);
-  return NULL;
-}
-
-/* A metadata string, or NULL with an error naming the field. */
-static const char *meta_str(JsonObject *meta, const char *path, const char *key,
-                            GError **err) {
-  JsonNode *n = json_object_get_member(meta, key);
-  if (n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING)
-    return json_node_get_string(n);
-  g_set_error(err, DDPM_ERROR, DDPM_ERROR_FORMAT,
-              "%s: metadata field '%s' is missing or not a string", path, key);
-  return NULL;
-}
-
-/* A decimal integer metadata field in lo..hi. */
-static bool meta_uint(JsonObject *meta, const char *path, const char *key,
-                      guint64 lo, guint64 hi, guint64 *out, GError **err) {
-  const char *v = meta_str(meta, path, key, err);
-  if (!v) return false;
-  if (!g_ascii_string_to_unsigned(v, 10, lo, hi, out, NULL)) {
-    g_set_error(err, DDPM_ERROR, DDPM_ERROR_FORMAT,
-                "%s: metadata field '%s' = '%.40s' is not an integer in %"
-                G_GUINT64_FORMAT "..%" G_GUINT64_FORMAT, path, key, v, lo, hi);
-    return false;
-  }
-  return true;
-}
-
-/* Reads and checks a state file (everything that does not need the model). */
-static bool state_read(const char *path, run_state_file *s, GError **err) {
-  memset(s, 0, sizeof *s);
-  st_file *f = st_open(path, err);
-  if (!f) return false;
-  JsonObject *meta = NULL;
-  JsonParser *jp = state_metadata(path, &meta, err);
-  bool ok = false;
-  guint64 v[8];
-  const char *fmt, *sampler, *model, *grid, *eta;
-  if (!jp) goto out;
-  if (!(fmt = meta_str(meta, path, "format", err))) goto out;
-  if (strcmp(fmt, STATE_FORMAT)) {
-    g_set_error(err, DDPM_ERROR, DDPM_ERROR_FORMAT,
-                "%s: metadata field 'format' = '%.40s', expected '" STATE_FORMAT "'",
-                path, fmt);
-    goto out;
-  }
-  if (!meta_uint(meta, path, "version", 0, G_MAXINT, &v[0], err)) goto out;
-  if (v[0] != STATE_VERSION) {
-    g_set_error(err, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
-                "%s: metadata field 'version' = %" G_GUINT64_FORMAT
-                ": this ddpm reads version %d", path, v[0], STATE_VERSION);
-    goto out;
-  }
-  if (!(model = meta_str(meta, path, "model", err)) ||
-      !(sampler = meta_str(meta, path, "sampler", err)) ||
-      !(grid = meta_str(meta, path, "timesteps", err)) ||
-      !(eta = meta_str(meta, path, "eta", err)))
-    goto out;
-  if (strcmp(sampler, "ddpm") && strcmp(sampler, "ddim")) {
-    g_set_error(err, DDPM_ERROR, DDPM_ERROR_FORMAT,
-                "%s: metadata field 'sampler' = '%.40s' is not ddpm or ddim", path, sampler);
-    goto out;
-  }
-  if (!meta_uint(meta, path, "steps", 1, 100000, &v[1], err) ||
-      !meta_uint(meta, path, "step", 0, v[1] - 1, &v[2], err) ||
-      !meta_uint(meta, path, "t", 0, 100000, &v[3], err) ||
-      !meta_uint(meta, path, "seed", 0, G_MAXUINT64, &v[4], err) ||
-      !meta_uint(meta, path, "batch", 1, 4096, &v[5], err) ||
-      !meta_uint(meta, path, "channels", 1, 64, &v[6], err) ||
-      !meta_uint(meta, path, "height", 1, 16384, &v[7], err))
-    goto out;
-  guint64 w;
-  if (!meta_uint(meta, path, "width", 1, 16384, &w, err)) goto out;
-  char *end = NULL;
-  double e = g_ascii_strtod(eta, &end);
-  if (!*eta || *end || !(e >= 0 && e <= 1)) {
-    g_set_error(err, DDPM_ERROR, DDPM_ERROR_FORMAT,
-                "%s: metadata field 'eta' = '%.40s' is not a number in 0..1", path, eta);
-    goto out;
-  }
-  const st_tensor *t = st_find(f, "x_t");
-  if (st_count(f) != 1 || !t) {
-    g_set_error(err, DDPM_ERROR, DDPM_ERROR_FORMAT,
-                "%s: expected one tensor 'x_t', found %zu tensor(s)%s", path,
-                st_count(f), t ? "" : " without x_t");
-    goto out;
-  }
-  if (t->dtype != ST_F32 || t->ndim != 4 || t->shape[0] != (int64_t)v[5] ||
-      t->shape[1] != (int64_t)v[6] || t->shape[2] != (int64_t)v[7] ||
-      t->shape[3] != (int64_t)w) {
-    g_set_error(err, DDPM_ERROR, DDPM_ERROR_FORMAT,
-                "%s: tensor 'x_t' must be F32 [batch %" G_GUINT64_FORMAT
-                ", channels %" G_GUINT64_FORMAT ", height %" G_GUINT64_FORMAT
-                ", width %" G_GUINT64_FORMAT "] as the metadata says, is %s "
-                "with %d dimension(s)", path, v[5], v[6], v[7], w,
-                st_dtype_name(t->dtype), t->ndim);
-    goto out;
-  }
-  s->model = g_strdup(model);
-  s->sampler = strcmp(sampler, "ddim") ? DDPM_SAMPLER_DDPM : DDPM_SAMPLER_DDIM;
-  s->steps = (int)v[1], s->step = (int)v[2], s->t = (int)v[3];
-  s->seed = v[4], s->eta = (float)e;
-  s->batch = (int)v[5], s->c = (int)v[6], s->h = (int)v[7], s->w = (int)w;
-  s->timesteps = g_strdup(grid);
-  s->x = g_new(float, t->n_elements);
-  if (!st_read_f32(f, t, s->x, err)) goto out;
-  for (uint64_t i = 0; i < t->n_elements; i++)
-    if (!isfinite(s->x[i])) {
-      g_set_error(err, DDPM_ERROR, DDPM_ERROR_NUMERIC,
-                  "%s: tensor 'x_t' holds NaN or Inf (value %" G_GUINT64_FORMAT ")",
-                  path, i);
-      goto out;
-    }
-  ok = true;
-out:
-  if (!ok) state_clear(s);
-  if (jp) g_object_unref(jp);
-  st_close(f);
-  return ok;
-}
-
-/* Checks a state against the loaded model: sample shape, the grid that the
- * model's schedule makes for `steps` and the timestep at `step`. */
-static bool state_check_model(const char *path, const run_state_file *s,
-                              ddpm_model *m, const int *ts, int n_ts,
-                              GError **err) {
-  ddpm_model_info info;
-  ddpm_model_get_info(m, &info);
-  int size = info.sample_size > 0 ? info.sample_size : 32;
-  if (s->c != info.in_channels || s->h != size || s->w != size) {
-    g_set_error(err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
-                "%s: x_t is %d x %dx%d, the model samples %d x %dx%d", path,
-                s->c, s->h, s->w, info.in_channels, size, size);
-    return false;
-  }
-  char *grid = grid_string(ts, n_ts);
-  bool same = !strcmp(grid, s->timesteps);
-  g_free(grid);
-  if (!same) {
-    g_set_error(err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
-                "%s: metadata field 'timesteps' differs from the %d-step grid "
-                "of this model's scheduler", path, s->steps);
-    return false;
-  }
-  if (s->t != ts[s->step]) {
-    g_set_error(err, DDPM_ERROR, DDPM_ERROR_FORMAT,
-                "%s: metadata field 't' = %d, but step %d of the grid is t = %d",
-                path, s->t, s->step, ts[s->step]);
-    return false;
-  }
-  return true;
-}
-
 typedef enum { MODE_GENERATE, MODE_SDEDIT, MODE_DENOISE } run_mode;
 
 /* Image in [-1, 1], planar, converted to the model's channel count. */
@@ -577,8 +334,7 @@ static int cmd_sample(run_mode mode, int argc, char **argv) {
   float *init = NULL, *mask = NULL, *res = NULL, *traj = NULL;
   float *n_start = NULL, *n_steps = NULL, *n_known = NULL;
   char *model_dir = NULL;
-  run_state_file rsf = {0};
-  int *grid = NULL;
+  ddpm_state *resumed = NULL;
   ddpm_sample_params p = ddpm_sample_default_params();
   if (!g_option_context_parse(oc, &argc, &argv, &err)) goto out;
   /* MODEL is optional (the installed default); a lone argument of sdedit
@@ -619,8 +375,8 @@ static int cmd_sample(run_mode mode, int argc, char **argv) {
                   "--resume: %s comes from the state file", given);
       goto out;
     }
-    if (!state_read(o.resume, &rsf, &err)) goto out;
-    if (!model_spec) model_spec = rsf.model;
+    if (!(resumed = ddpm_state_load(o.resume, &err))) goto out;
+    if (!model_spec) model_spec = resumed->model;
   }
   if (o.sampler && !strcmp(o.sampler, "ddim")) p.sampler = DDPM_SAMPLER_DDIM;
   else if (o.sampler && strcmp(o.sampler, "ddpm")) {
@@ -631,19 +387,21 @@ static int cmd_sample(run_mode mode, int argc, char **argv) {
   p.steps = o.steps >= 0 ? o.steps : p.sampler == DDPM_SAMPLER_DDIM ? 50 : 1000;
   p.eta = isnan(o.eta) ? 0.0f : (float)o.eta;
   p.seed = o.seed >= 0 ? (uint64_t)o.seed : g_random_int();
-  if (o.resume) {
-    p.sampler = rsf.sampler;
-    p.steps = rsf.steps;
-    p.eta = rsf.eta;
-    p.seed = o.seed >= 0 ? (uint64_t)o.seed : rsf.seed;
-    p.start_step = rsf.step;
-    p.start_x = rsf.x;
-  }
   p.resample = o.resample;
   if (o.noise && !(nf = st_open(o.noise, &err))) goto out;
   int size, c;
   if (!(m = open_model(model_spec, &model_dir, &ctx, &size, &c, &err))) goto out;
   size_t item = (size_t)c * size * size;
+  if (resumed) {
+    if (!ddpm_state_resume_params(resumed, m, &p, &err)) {
+      g_prefix_error(&err, "%s: ", o.resume);
+      goto out;
+    }
+    if (o.seed >= 0) p.seed = (uint64_t)o.seed;
+    printf("resuming %s at step %d of %d (t = %d), seed %" G_GUINT64_FORMAT "%s\n",
+           o.resume, resumed->step, resumed->steps, resumed->t, p.seed,
+           p.seed == resumed->seed ? "" : " (a new branch)");
+  }
 
   /* The input: a PNG, or (with --noise) the file's sdedit.x0_in. */
   if (mode != MODE_GENERATE) {
@@ -716,7 +474,7 @@ static int cmd_sample(run_mode mode, int argc, char **argv) {
       printf("denoising from t = %d\n", ddpm_denoise_start_timestep(m, p.steps, sigma));
     }
   } else {
-    p.batch = o.resume ? rsf.batch : o.n >= 0 ? o.n : 1;
+    if (!resumed) p.batch = o.n >= 0 ? o.n : 1;
     if (nf) {
       const char *xn = p.sampler == DDPM_SAMPLER_DDIM ? "ddim.x_T" : "ddpm.x_T";
       const st_tensor *t = st_find(nf, xn);
@@ -727,16 +485,6 @@ static int cmd_sample(run_mode mode, int argc, char **argv) {
   }
   int steps_run = ddpm_sample_steps_run(m, &p, &err);
   if (steps_run < 0) goto out;
-  if (o.resume || o.save_state) {
-    grid = g_new(int, p.steps);
-    if (!ddpm_sample_timesteps(m, p.steps, grid, &err)) goto out;
-    if (o.resume && !state_check_model(o.resume, &rsf, m, grid, p.steps, &err))
-      goto out;
-    if (o.resume)
-      printf("resuming %s at step %d of %d (t = %d), seed %" G_GUINT64_FORMAT "%s\n",
-             o.resume, rsf.step, rsf.steps, rsf.t, p.seed,
-             p.seed == rsf.seed ? "" : " (a new branch)");
-  }
   if (o.save_state) {
     if (o.stop_at <= p.start_step || o.stop_at >= steps_run) {
       g_set_error(&err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
@@ -785,18 +533,13 @@ static int cmd_sample(run_mode mode, int argc, char **argv) {
   }
   double secs = (g_get_monotonic_time() - rs.start) / 1e6;
   if (o.save_state) {
-    char *ts_str = grid_string(grid, p.steps);
-    run_state_file st = {.model = model_dir, .sampler = p.sampler,
-                         .steps = p.steps, .step = p.stop_step,
-                         .t = grid[p.stop_step], .batch = p.batch, .c = c,
-                         .h = size, .w = size, .seed = p.seed, .eta = p.eta,
-                         .timesteps = ts_str, .x = res};
-    bool ok = state_write(o.save_state, &st, &err);
-    g_free(ts_str);
+    ddpm_state *st = ddpm_state_new(m, model_dir, &p, p.stop_step, res, &err);
+    bool ok = st && ddpm_state_save(st, o.save_state, &err);
+    if (ok)
+      printf("%s: stopped after %d of %d steps (next t = %d), seed %" G_GUINT64_FORMAT
+             ", %.1f s\n", o.save_state, p.stop_step, steps_run, st->t, p.seed, secs);
+    ddpm_state_free(st);
     if (!ok) goto out;
-    printf("%s: stopped after %d of %d steps (next t = %d), seed %" G_GUINT64_FORMAT
-           ", %.1f s\n", o.save_state, p.stop_step, p.steps, grid[p.stop_step],
-           p.seed, secs);
     if (o.out && !png_write_grid(o.out, res, p.batch, c, size, size,
                                  (int)ceil(sqrt((double)p.batch)), &err))
       goto out;
@@ -843,8 +586,7 @@ out:
   if (rc) fail(err);
   else g_clear_error(&err);
   g_free(model_dir);
-  g_free(grid);
-  state_clear(&rsf);
+  ddpm_state_free(resumed);
   g_free(init); g_free(mask); g_free(res); g_free(traj);
   g_free(n_start); g_free(n_steps); g_free(n_known);
   png_image_clear(&in);
@@ -986,6 +728,8 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "sdedit")) return cmd_sample(MODE_SDEDIT, argc - i + 1, argv + i - 1);
   if (!strcmp(cmd, "denoise")) return cmd_sample(MODE_DENOISE, argc - i + 1, argv + i - 1);
   if (!strcmp(cmd, "nll")) return cmd_nll(argc - i + 1, argv + i - 1);
+  if (!strcmp(cmd, "interpolate")) return cmd_interpolate(argc - i + 1, argv + i - 1);
+  if (!strcmp(cmd, "progressive")) return cmd_progressive(argc - i + 1, argv + i - 1);
   if (!strcmp(cmd, "info") && i + 1 == argc) return cmd_info(argv[i]);
   if (!strcmp(cmd, "eps") && i < argc) {
     const char *dir = argv[i++], *in = NULL, *out = NULL;

@@ -1,9 +1,7 @@
 /* safetensors reader/writer.  The header is untrusted: every length, offset
  * and shape is checked against the file before anything is read. */
-#include <errno.h>
 #include <string.h>
 
-#include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 
 #include "ddpm/ddpm.h"
@@ -21,6 +19,7 @@ struct st_file {
   uint64_t data_size;
   GPtrArray *tensors;  /* st_tensor* in file order */
   GHashTable *by_name; /* name -> st_tensor* */
+  GHashTable *metadata; /* __metadata__ key -> value, string values only */
 };
 
 static const struct {
@@ -65,6 +64,7 @@ void st_close(st_file *f) {
   if (!f) return;
   if (f->tensors) g_ptr_array_free(f->tensors, TRUE);
   if (f->by_name) g_hash_table_destroy(f->by_name);
+  if (f->metadata) g_hash_table_destroy(f->metadata);
   if (f->mapped) g_mapped_file_unref(f->mapped);
   g_free(f->path);
   g_free(f);
@@ -191,6 +191,21 @@ static bool check_layout(st_file *f, GError **err) {
   return ok;
 }
 
+/* The format says __metadata__ maps strings to strings; anything else in
+ * it is ignored (readers of a key then see it as missing). */
+static void keep_metadata(st_file *f, JsonNode *node) {
+  if (!JSON_NODE_HOLDS_OBJECT(node)) return;
+  JsonObject *m = json_node_get_object(node);
+  GList *keys = json_object_get_members(m);
+  for (GList *l = keys; l; l = l->next) {
+    JsonNode *v = json_object_get_member(m, l->data);
+    if (JSON_NODE_HOLDS_VALUE(v) && json_node_get_value_type(v) == G_TYPE_STRING)
+      g_hash_table_replace(f->metadata, g_strdup(l->data),
+                           g_strdup(json_node_get_string(v)));
+  }
+  g_list_free(keys);
+}
+
 static st_file *parse(st_file *f, const uint8_t *bytes, uint64_t size,
                       GError **err) {
   if (size < 8) {
@@ -228,7 +243,10 @@ static st_file *parse(st_file *f, const uint8_t *bytes, uint64_t size,
             bad(err, f->path, "more than %d tensors", MAX_TENSORS);
   for (GList *l = members; l && ok; l = l->next) {
     const char *name = l->data;
-    if (strcmp(name, "__metadata__") == 0) continue;
+    if (strcmp(name, "__metadata__") == 0) {
+      keep_metadata(f, json_object_get_member(obj, name));
+      continue;
+    }
     ok = parse_entry(f, name, json_object_get_member(obj, name), err);
   }
   g_list_free(members);
@@ -250,6 +268,7 @@ static st_file *file_new(const char *name) {
   f->path = g_strdup(name);
   f->tensors = g_ptr_array_new_with_free_func(tensor_free);
   f->by_name = g_hash_table_new(g_str_hash, g_str_equal);
+  f->metadata = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
   return f;
 }
 
@@ -282,6 +301,10 @@ const st_tensor *st_tensor_at(const st_file *f, size_t i) {
 
 const st_tensor *st_find(const st_file *f, const char *name) {
   return g_hash_table_lookup(f->by_name, name);
+}
+
+const char *st_metadata(const st_file *f, const char *key) {
+  return g_hash_table_lookup(f->metadata, key);
 }
 
 const void *st_data(const st_file *f, const st_tensor *t) {
@@ -389,8 +412,8 @@ bool st_write(const char *path, const st_out_tensor *tensors, size_t n,
   return st_write_meta(path, tensors, n, NULL, err);
 }
 
-bool st_write_meta(const char *path, const st_out_tensor *tensors, size_t n,
-                   const char *const *metadata, GError **err) {
+GBytes *st_serialize(const st_out_tensor *tensors, size_t n,
+                     const char *const *metadata) {
   JsonBuilder *b = json_builder_new();
   json_builder_begin_object(b);
   uint64_t offset = 0;
@@ -434,44 +457,38 @@ bool st_write_meta(const char *path, const st_out_tensor *tensors, size_t n,
   g_object_unref(gen);
   g_object_unref(b);
 
-  /* Pad the header with spaces so the data section is 8-byte aligned. */
-  GString *hdr = g_string_new_len(header, (gssize)hlen);
+  /* Length, then the header padded with spaces so the data section is
+   * 8-byte aligned, then the tensors in order. */
+  GByteArray *out = g_byte_array_sized_new((guint)(8 + hlen + 8 + offset));
+  uint64_t padded = hlen + (8 - (8 + hlen) % 8) % 8;
+  uint8_t len8[8];
+  for (int i = 0; i < 8; i++) len8[i] = (uint8_t)(padded >> (8 * i));
+  g_byte_array_append(out, len8, 8);
+  g_byte_array_append(out, (const guint8 *)header, (guint)hlen);
+  for (uint64_t i = hlen; i < padded; i++) g_byte_array_append(out, (const guint8 *)" ", 1);
   g_free(header);
-  while ((8 + hdr->len) % 8) g_string_append_c(hdr, ' ');
+  for (size_t i = 0; i < n; i++) {
+    const st_out_tensor *t = &tensors[i];
+    uint64_t count = 1;
+    for (int d = 0; d < t->ndim; d++) count *= (uint64_t)t->shape[d];
+    g_byte_array_append(out, t->data, (guint)(count * st_dtype_size(t->dtype)));
+  }
+  return g_byte_array_free_to_bytes(out);
+}
 
-  char *tmp = g_strdup_printf("%s.tmp-XXXXXX", path);
-  int fd = g_mkstemp(tmp);
-  bool ok = fd >= 0;
-  FILE *fp = ok ? fdopen(fd, "wb") : NULL;
-  if (ok && !fp) {
-    close(fd);
-    ok = false;
-  }
-  if (ok) {
-    uint8_t len8[8];
-    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)hdr->len >> (8 * i));
-    ok = fwrite(len8, 1, 8, fp) == 8 &&
-         fwrite(hdr->str, 1, hdr->len, fp) == hdr->len;
-    for (size_t i = 0; i < n && ok; i++) {
-      const st_out_tensor *t = &tensors[i];
-      uint64_t count = 1;
-      for (int d = 0; d < t->ndim; d++) count *= (uint64_t)t->shape[d];
-      size_t bytes = count * st_dtype_size(t->dtype);
-      ok = fwrite(t->data, 1, bytes, fp) == bytes;
-    }
-    ok = (fclose(fp) == 0) && ok;
-  }
-  int saved = errno;
-  if (ok && g_rename(tmp, path) != 0) {
-    saved = errno;
-    ok = false;
-  }
+bool st_write_meta(const char *path, const st_out_tensor *tensors, size_t n,
+                   const char *const *metadata, GError **err) {
+  GBytes *bytes = st_serialize(tensors, n, metadata);
+  gsize size = 0;
+  const char *data = g_bytes_get_data(bytes, &size);
+  GError *e = NULL;
+  /* Atomic: a temporary file renamed over the target. */
+  bool ok = g_file_set_contents(path, data ? data : "", (gssize)size, &e);
+  g_bytes_unref(bytes);
   if (!ok) {
-    if (fd >= 0) g_unlink(tmp);
     g_set_error(err, DDPM_ERROR, DDPM_ERROR_IO, "%s: cannot write: %s", path,
-                g_strerror(saved));
+                e->message);
+    g_error_free(e);
   }
-  g_string_free(hdr, TRUE);
-  g_free(tmp);
   return ok;
 }

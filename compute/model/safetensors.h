@@ -61,6 +61,8 @@ const char *st_path(const st_file *f);
 size_t st_count(const st_file *f);
 const st_tensor *st_tensor_at(const st_file *f, size_t i);
 const st_tensor *st_find(const st_file *f, const char *name);
+/* A string value of the header's __metadata__, or NULL. */
+const char *st_metadata(const st_file *f, const char *key);
 /* Raw bytes of a tensor (little-endian, as stored). */
 const void *st_data(const st_file *f, const st_tensor *t);
 
@@ -85,6 +87,10 @@ bool st_write(const char *path, const st_out_tensor *tensors, size_t n,
  * {key0, value0, key1, value1, ..., NULL} (or NULL for none). */
 bool st_write_meta(const char *path, const st_out_tensor *tensors, size_t n,
                    const char *const *metadata, GError **err);
+
+/* The bytes of such a file (what st_write_meta writes). */
+GBytes *st_serialize(const st_out_tensor *tensors, size_t n,
+                     const char *const *metadata);
 
 /* IEEE half / bfloat16 conversions (round to nearest even). */
 float st_f16_to_f32(uint16_t h);

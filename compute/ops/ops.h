@@ -59,6 +59,7 @@ typedef struct {
   uint64_t seed;
   uint32_t ddim, prediction, clip, masked; /* prediction: 0 eps, 1 sample, 2 v */
   float clip_range;
+  uint32_t shared_noise; /* 1: every batch item uses `seed` (not seed + b) */
 } sample_step_params;
 
 /* In place on x: one reverse step with per-run parameters in `params`

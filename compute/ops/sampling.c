@@ -31,10 +31,12 @@ void op_sample_step(graph *g, gtensor x, gtensor eps, gtensor params,
     uint32_t count, item, hw, seed_lo, seed_hi;
     uint32_t ddim, prediction, clip, masked;
     float clip_range;
+    uint32_t shared_noise;
   } pc = {
     (uint32_t)gtensor_count(x), (uint32_t)(gtensor_count(x) / x.n),
     (uint32_t)x.h * x.w, (uint32_t)sp->seed, (uint32_t)(sp->seed >> 32),
     sp->ddim, sp->prediction, sp->clip, sp->masked, sp->clip_range,
+    sp->shared_noise,
   };
   gnode nd = {
     .op = "sample_step",

@@ -56,19 +56,29 @@ bool vk_buffer_create(ddpm_context *ctx, VkDeviceSize size, vk_mem_kind kind,
     .allocationSize = req.size,
     .memoryTypeIndex = (uint32_t)type,
   };
-  r = vk_fault_hit(ctx, VK_FAULT_ALLOC)
+  /* DDPM_DEVICE_MEMORY_LIMIT: a smaller device, as the driver would say. */
+  bool over = kind == VK_MEM_DEVICE && ctx->memory_limit &&
+              req.size > vk_device_available(ctx);
+  r = vk_fault_hit(ctx, VK_FAULT_ALLOC) || over
         ? VK_ERROR_OUT_OF_DEVICE_MEMORY
         : vkAllocateMemory(ctx->device, &mai, NULL, &out->mem);
   if (r != VK_SUCCESS) {
     vkDestroyBuffer(ctx->device, out->buf, NULL);
     out->buf = VK_NULL_HANDLE;
     if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY) {
-      g_set_error(err, DDPM_ERROR, DDPM_ERROR_OUT_OF_MEMORY,
-                  "out of %s memory allocating %.1f MiB (%.1f MiB already "
-                  "allocated by this process, device heap %.1f MiB)",
-                  kind == VK_MEM_DEVICE ? "device" : "host-visible",
-                  req.size / 1048576.0, ctx->device_bytes / 1048576.0,
-                  ctx->info.device_local_bytes / 1048576.0);
+      if (kind == VK_MEM_DEVICE)
+        g_set_error(err, DDPM_ERROR, DDPM_ERROR_OUT_OF_MEMORY,
+                    "out of device memory allocating %.1f MiB (%.1f MiB of "
+                    "device memory already allocated by this process, device "
+                    "%s%.1f MiB)", req.size / 1048576.0,
+                    ctx->local_bytes / 1048576.0,
+                    ctx->memory_limit ? "limited by DDPM_DEVICE_MEMORY_LIMIT to " : "heap ",
+                    ctx->info.device_local_bytes / 1048576.0);
+      else
+        g_set_error(err, DDPM_ERROR, DDPM_ERROR_OUT_OF_MEMORY,
+                    "out of host-visible memory allocating %.1f MiB (%.1f MiB "
+                    "already allocated by this process)",
+                    req.size / 1048576.0, ctx->device_bytes / 1048576.0);
       return false;
     }
     return vk_fail(r, "vkAllocateMemory", err);
@@ -83,10 +93,20 @@ bool vk_buffer_create(ddpm_context *ctx, VkDeviceSize size, vk_mem_kind kind,
     return vk_fail(r, "binding or mapping buffer memory", err);
   }
   out->size = size;
+  if (kind == VK_MEM_DEVICE) {
+    ctx->local_bytes += req.size;
+    if (ctx->local_bytes > ctx->peak_local_bytes)
+      ctx->peak_local_bytes = ctx->local_bytes;
+  }
   ctx->device_bytes += req.size;
   if (ctx->device_bytes > ctx->peak_device_bytes)
     ctx->peak_device_bytes = ctx->device_bytes;
   return true;
+}
+
+uint64_t vk_device_available(const ddpm_context *ctx) {
+  uint64_t budget = ctx->info.device_local_bytes;
+  return budget > ctx->local_bytes ? budget - ctx->local_bytes : 0;
 }
 
 void vk_buffer_destroy(ddpm_context *ctx, vk_buffer *b) {
@@ -94,6 +114,7 @@ void vk_buffer_destroy(ddpm_context *ctx, vk_buffer *b) {
   VkMemoryRequirements req;
   vkGetBufferMemoryRequirements(ctx->device, b->buf, &req);
   ctx->device_bytes -= req.size;
+  if (!b->mapped) ctx->local_bytes -= req.size; /* VK_MEM_DEVICE: never mapped */
   if (b->mapped) vkUnmapMemory(ctx->device, b->mem);
   vkDestroyBuffer(ctx->device, b->buf, NULL);
   vkFreeMemory(ctx->device, b->mem, NULL);

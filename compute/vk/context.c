@@ -303,6 +303,43 @@ ddpm_context_params ddpm_context_default_params(void) {
   return p;
 }
 
+/* DDPM_DEVICE_MEMORY_LIMIT=BYTES (a K, M or G suffix multiplies by 1024^n):
+ * emulate a device with that much device-local memory.  0 or unset: none. */
+static bool read_memory_limit(uint64_t *limit, GError **err) {
+  const char *v = g_getenv("DDPM_DEVICE_MEMORY_LIMIT");
+  *limit = 0;
+  if (!v || !*v) return true;
+  char *end = NULL;
+  guint64 n = g_ascii_strtoull(v, &end, 10);
+  int shift = 0;
+  if (end && end != v) {
+    switch (g_ascii_toupper(*end)) {
+    case 'K': shift = 10; end++; break;
+    case 'M': shift = 20; end++; break;
+    case 'G': shift = 30; end++; break;
+    default: break;
+    }
+  }
+  if (!end || end == v || *end || *v == '-' || (shift && n > (G_MAXUINT64 >> shift))) {
+    g_set_error(err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
+                "DDPM_DEVICE_MEMORY_LIMIT = '%s': expected a number of bytes "
+                "(optionally with a K, M or G suffix)", v);
+    return false;
+  }
+  *limit = (uint64_t)n << shift;
+  return true;
+}
+
+void vk_set_memory_limit(ddpm_context *ctx, uint64_t bytes) {
+  uint64_t heap = 0;
+  for (uint32_t i = 0; i < ctx->mem_props.memoryHeapCount; i++)
+    if ((ctx->mem_props.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) &&
+        ctx->mem_props.memoryHeaps[i].size > heap)
+      heap = ctx->mem_props.memoryHeaps[i].size;
+  ctx->memory_limit = bytes;
+  ctx->info.device_local_bytes = bytes && bytes < heap ? bytes : heap;
+}
+
 static bool env_true(const char *name) {
   const char *v = g_getenv(name);
   return v && *v && strcmp(v, "0") != 0;
@@ -351,6 +388,9 @@ ddpm_context *ddpm_context_new(const ddpm_context_params *params, GError **err) 
                 VK_SUBALLOC_ALIGN);
     goto fail;
   }
+  uint64_t limit;
+  if (!read_memory_limit(&limit, err)) goto fail;
+  vk_set_memory_limit(ctx, limit);
   ctx->fp16_weights = p.fp16_weights && ctx->info.fp16_storage;
   if (!create_device(ctx, err)) goto fail;
   return ctx;

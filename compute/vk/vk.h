@@ -33,6 +33,10 @@ struct ddpm_context {
   bool subgroup_arith; /* subgroupAdd etc. in compute shaders */
   unsigned validation_messages;
   uint64_t device_bytes, peak_device_bytes; /* live / peak allocations */
+  /* Device-local (VK_MEM_DEVICE) allocations only, live and peak, and the
+   * budget they may take: info.device_local_bytes, which
+   * DDPM_DEVICE_MEMORY_LIMIT can lower (0: no cap beyond the heap). */
+  uint64_t local_bytes, peak_local_bytes, memory_limit;
   GPtrArray *kernels; /* vk_kernel*, cached by (spirv, specialization) */
   uint64_t fault_count[3]; /* calls seen, per vk_fault_kind */
   uint64_t fault_at[3];    /* fail the call with this count (0: never) */
@@ -52,6 +56,15 @@ void vk_fault_arm(ddpm_context *ctx, vk_fault_kind kind, uint64_t n);
 uint64_t vk_fault_calls(const ddpm_context *ctx, vk_fault_kind kind);
 /* Counts a call; true if this one must fail. */
 bool vk_fault_hit(ddpm_context *ctx, vk_fault_kind kind);
+
+/* Device-local bytes still free for new allocations: the budget
+ * (info.device_local_bytes) less what is allocated now.  Other processes
+ * may hold some of it too, so an allocation within it can still fail. */
+uint64_t vk_device_available(const ddpm_context *ctx);
+/* Caps the device-local budget at `bytes` (0: the heap) as
+ * DDPM_DEVICE_MEMORY_LIMIT does at context creation; device-local
+ * allocations beyond it fail as out of device memory. */
+void vk_set_memory_limit(ddpm_context *ctx, uint64_t bytes);
 
 /* Sets *err from a failed Vulkan call; always returns false. */
 bool vk_fail(VkResult r, const char *what, GError **err);

@@ -57,7 +57,10 @@ typedef struct {
   ddpm_device_type type;
   uint32_t vendor_id, device_id;
   uint32_t api_version;        /* VK_MAKE_API_VERSION packed */
-  uint64_t device_local_bytes; /* size of the largest device-local heap */
+  uint64_t device_local_bytes; /* size of the largest device-local heap; for
+                                  the context's device, the budget the
+                                  library allocates within (see
+                                  DDPM_DEVICE_MEMORY_LIMIT) */
   bool fp16_storage;           /* storageBuffer16BitAccess */
   uint32_t subgroup_size;
 } ddpm_device_info;
@@ -86,7 +89,22 @@ typedef struct ddpm_context ddpm_context;
 
 ddpm_context_params ddpm_context_default_params(void);
 
-/* Creates a Vulkan instance, picks a device and a compute queue. */
+/* Creates a Vulkan instance, picks a device and a compute queue.
+ *
+ * The environment variable DDPM_DEVICE_MEMORY_LIMIT=BYTES (a K, M or G
+ * suffix multiplies by 1024, 1024^2, 1024^3), read here, makes the context
+ * behave like a device with that much device-local memory: its
+ * ddpm_device_info.device_local_bytes reports it and device allocations
+ * beyond it fail as out of memory (for tests; an unparsable value fails
+ * with DDPM_ERROR_INVALID_ARG naming it).
+ *
+ * Out of memory: a batch (of ddpm_sample, ddpm_nll's chunks and
+ * ddpm_model_forward) that does not fit the device's free memory is run in
+ * smaller groups, with the same result bit for bit; the group is chosen
+ * from the estimate before anything is allocated, and halved again if
+ * allocating still fails.  When not even one image fits, or the weights do
+ * not, the error (DDPM_ERROR_OUT_OF_MEMORY) names the memory needed and
+ * the memory available in MiB. */
 ddpm_context *ddpm_context_new(const ddpm_context_params *params, GError **err);
 void ddpm_context_free(ddpm_context *ctx);
 
@@ -125,14 +143,17 @@ void ddpm_model_free(ddpm_model *model);
 void ddpm_model_get_info(const ddpm_model *model, ddpm_model_info *info);
 
 /* Device memory a forward at this batch and size needs, weights included
- * (bytes); 0 with *err set when the size is not allowed. */
+ * (bytes); 0 with *err set when the size is not allowed.  It may exceed the
+ * device: a forward then runs in smaller groups (see ddpm_context_new). */
 uint64_t ddpm_model_memory_estimate(ddpm_model *model, int batch, int height,
                                     int width, GError **err);
 
 /* One U-Net evaluation: eps = UNet(x, t).
  * x and eps are float32 [batch, channels, height, width] (eps may not alias
  * x); t holds one timestep per batch item.  height and width must be
- * multiples of 2^(n_levels-1); the model's sample_size is the natural one. */
+ * multiples of 2^(n_levels-1); the model's sample_size is the natural one.
+ * An output holding NaN or Inf (non-finite weights, overflow) fails with
+ * DDPM_ERROR_NUMERIC. */
 bool ddpm_model_forward(ddpm_model *model, const float *x, const int64_t *t,
                         int batch, int height, int width, float *eps,
                         GError **err);
@@ -162,16 +183,28 @@ typedef bool (*ddpm_progress_fn)(const ddpm_progress *progress, void *user);
 
 typedef struct {
   ddpm_sampler sampler;
-  int steps;    /* grid size: set_timesteps(steps) of the scheduler */
-  float eta;    /* DDIM only */
+  int steps;    /* grid size: set_timesteps(steps) of the scheduler, 1 ..
+                   num_train_timesteps (more is refused, as diffusers does) */
+  float eta;    /* DDIM only, 0 .. 1 (ignored by DDPM) */
   uint64_t seed; /* batch item b uses seed + b, so an image does not depend
                     on its position in the batch */
+  /* Every batch item uses `seed` itself for all its noise (start, steps,
+   * SDEdit known region, resampling): the items share one noise
+   * realisation, and item b is what a batch-1 run with `seed` would make
+   * from its own input.  ddpm_interpolate uses it to keep the reverse
+   * noise fixed across frames. */
+  bool shared_noise;
   int batch, height, width; /* height/width 0: the model's sample_size */
 
   /* SDEdit / inpainting: start from `init` [batch, C, H, W] in [-1, 1]
    * noised to t0 (or strength * num_train_timesteps when t0 < 0), keep
-   * `mask` [H, W] == 0 pixels (1 = regenerate, fractions blend).  NULL init:
-   * plain generation from noise. */
+   * `mask` [H, W] == 0 pixels (1 = regenerate, fractions blend; values in
+   * [0, 1], else DDPM_ERROR_INVALID_ARG): mask-0 pixels of the result are
+   * init's values exactly.  NULL init: plain generation from noise.
+   * strength is in (0, 1]: 0 (which would leave the image as it is, and is
+   * also the value of a strength never set) is refused with
+   * DDPM_ERROR_INVALID_ARG; t0 = 0 runs the last step only.  NaN or Inf in
+   * init, mask or start_x fail with DDPM_ERROR_NUMERIC naming which. */
   const float *init;
   const float *mask;
   int t0;
@@ -230,6 +263,61 @@ bool ddpm_sample_timesteps(ddpm_model *model, int steps, int *ts, GError **err);
 bool ddpm_sample(ddpm_model *model, const ddpm_sample_params *p, float *out,
                  GError **err);
 
+/* ---- run states: stop now, finish later ---------------------------------- */
+
+/* Everything needed to finish a run exactly: what ddpm_sample was given, how
+ * far it got and the sample at that point.  Stored as a safetensors file:
+ * tensors x_t [B, C, H, W] and, for runs from an image, init [B, C, H, W]
+ * and mask [1, 1, H, W]; the settings as strings in __metadata__ (format
+ * "gimp-ddpm-state", version, model, sampler, steps, step, t, timesteps,
+ * seed, eta, batch, channels, height, width, and t0, resample,
+ * denoise_sigma for runs from an image).  The CLI writes such files
+ * (--save-state); the GIMP plug-in keeps the same bytes in a parasite of
+ * each intermediate layer. */
+typedef struct {
+  char *model;          /* the model the run used, as it was given */
+  ddpm_sampler sampler;
+  int steps;            /* grid size */
+  float eta;
+  uint64_t seed;
+  int batch, channels, height, width;
+  int step;             /* steps of the run done */
+  int t;                /* the timestep the next step denoises */
+  int t0;               /* runs from an image: the grid's start timestep; else -1 */
+  int resample;         /* RePaint rounds (runs from an image) */
+  float denoise_sigma;  /* denoising runs: sigma; else 0 */
+  int *timesteps;       /* the run's grid, [steps] */
+  float *x;             /* [batch, C, H, W]: the sample after `step` steps */
+  float *init;          /* [batch, C, H, W] or NULL */
+  float *mask;          /* [H, W] or NULL */
+} ddpm_state;
+
+/* The state of run `p` on `model` after `step` of its steps (0 < step <
+ * ddpm_sample_steps_run), x being the sample then (for instance the x_t of a
+ * preview, or what ddpm_sample returns with stop_step).  `model_name` is
+ * recorded for resuming.  Copies x, p->init and p->mask. */
+ddpm_state *ddpm_state_new(ddpm_model *model, const char *model_name,
+                           const ddpm_sample_params *p, int step,
+                           const float *x, GError **err);
+void ddpm_state_free(ddpm_state *state);
+
+/* The state as safetensors bytes, and back.  Parsing checks every field and
+ * size (errors name `name` and the field) and that x, init and mask are
+ * finite; it does not need the model. */
+GBytes *ddpm_state_to_bytes(const ddpm_state *state);
+ddpm_state *ddpm_state_from_bytes(const void *data, size_t size,
+                                  const char *name, GError **err);
+bool ddpm_state_save(const ddpm_state *state, const char *path, GError **err);
+ddpm_state *ddpm_state_load(const char *path, GError **err);
+
+/* Sampling parameters that finish the run on `model`: sampler, steps, eta,
+ * seed, batch, size, init, mask, t0, resample, denoise_sigma, start_step and
+ * start_x.  Fails unless the model samples the state's shape and its
+ * scheduler makes the same grid.  The parameters point into `state`; keep it
+ * alive while they are used.  Change `seed` to branch a new finish. */
+bool ddpm_state_resume_params(const ddpm_state *state, ddpm_model *model,
+                              ddpm_sample_params *p, GError **err);
+
 /* Robust estimate of the Gaussian noise sigma of an image [c, h, w] (same
  * units as its values): median absolute diagonal Haar detail / 0.6745. */
 float ddpm_estimate_noise_sigma(const float *image, int c, int h, int w);
@@ -240,6 +328,42 @@ int ddpm_denoise_start_timestep(ddpm_model *model, int steps, float sigma);
 /* Standard normal noise of the library's counter-based generator
  * (Philox4x32-10 + Box-Muller): value `index` of stream `stream` for `seed`. */
 float ddpm_noise(uint64_t seed, uint32_t stream, uint64_t index);
+
+/* ---- interpolation (Ho et al. 2020, section 4.3) ------------------------ */
+
+#define DDPM_INTERPOLATE_MAX_FRAMES 256
+
+typedef struct {
+  /* Both images are noised to the timestep of the sampler's grid that a
+   * run with t0 = t starts from (the first grid timestep <= t), 0..T-1. */
+  int t;
+  int frames;     /* 2..DDPM_INTERPOLATE_MAX_FRAMES; frame i has lambda = i / (frames - 1) */
+  bool spherical; /* slerp the noised pair (norm interpolated linearly)
+                     instead of (1 - lambda) x_t + lambda x'_t */
+  ddpm_sampler sampler;
+  int steps;
+  float eta;      /* DDIM only */
+  /* The forward noise eps is ddpm_noise(seed, 0, i) for both images, the
+   * reverse noise that of `seed` for every frame (shared_noise): frame 0 is
+   * bit for bit the SDEdit run (init = a, t0 = t, batch 1, seed) and only
+   * lambda changes between frames. */
+  uint64_t seed;
+  int channels, height, width; /* of a and b; 0: the model's */
+  int chunk;      /* frames per U-Net batch; 0: up to 16, fewer when large */
+  ddpm_progress_fn progress; /* step/total over all frames; x_t is NULL */
+  void *user;
+} ddpm_interpolate_params;
+
+ddpm_interpolate_params ddpm_interpolate_default_params(void);
+
+/* Interpolates between images a and b [C, H, W] (model space [-1, 1])
+ * through the diffusion's latent at t: x_t = sqrt(abar_t) x0 +
+ * sqrt(1 - abar_t) eps with one eps for both, the pair mixed per frame,
+ * each mix denoised by the reverse process from t.  out receives
+ * [frames, C, H, W]. */
+bool ddpm_interpolate(ddpm_model *model, const float *a, const float *b,
+                      const ddpm_interpolate_params *params, float *out,
+                      GError **err);
 
 /* ---- likelihood ----------------------------------------------------------- */
 
@@ -260,7 +384,8 @@ typedef struct {
   /* x_t of image b at timestep t uses ddpm_noise(seed + b, t, i); the seed
    * also picks the timesteps when K < T. */
   uint64_t seed;
-  int chunk; /* U-Net batch: (image, t) pairs per forward; 0: 16 */
+  int chunk; /* U-Net batch: (image, t) pairs per forward; 0: 16 (fewer
+                when the device cannot hold them; the same result) */
   ddpm_progress_fn progress; /* step/total count evaluations; x_t is NULL */
   void *user;
 } ddpm_nll_params;
@@ -292,6 +417,11 @@ bool ddpm_nll(ddpm_model *model, const float *x0, int batch, int height,
  * covers), bilinear interpolation at pixel centres when enlarging. */
 void ddpm_resize(const float *src, int c, int sh, int sw, float *dst, int dh,
                  int dw);
+
+/* Rows y0..y1-1 of what ddpm_resize makes, into dst [c, y1 - y0, dw]: the
+ * same values, for writing a large picture a strip at a time. */
+void ddpm_resize_rows(const float *src, int c, int sh, int sw, float *dst,
+                      int dh, int dw, int y0, int y1);
 
 /* Converts planar src [sc, hw] into dst [dc, hw]: grey is replicated into
  * every channel, RGB becomes grey by Rec. 601 luma. */

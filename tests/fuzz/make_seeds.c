@@ -1,7 +1,7 @@
 /* Seed corpora for the fuzz targets, made at run time from the golden model
  * folders (so that no binary blobs live in the repository):
  *   make_seeds GOLDEN_DIR OUT_DIR [EXTRA_MODEL_DIR...]
- * writes OUT_DIR/{safetensors,config,scheduler,png}/.  Safetensors seeds are
+ * writes OUT_DIR/{safetensors,config,scheduler,png,state}/.  Safetensors seeds are
  * small valid files made of a few tensors of each golden file (the fuzzer
  * works best on inputs of a few KiB). */
 #include <stdio.h>
@@ -9,6 +9,7 @@
 
 #include <glib/gstdio.h>
 
+#include "ddpm/ddpm.h"
 #include "model/safetensors.h"
 #include "png_io.h"
 
@@ -124,6 +125,28 @@ static void pngs(void) {
   }
 }
 
+/* Run states: a generation stopped at step 2 of 4 and a masked SDEdit. */
+static void states(void) {
+  int ts[4] = {750, 500, 250, 0};
+  float x[2 * 3 * 4 * 4], init[2 * 3 * 4 * 4], mask[4 * 4];
+  for (size_t i = 0; i < G_N_ELEMENTS(x); i++) x[i] = init[i] = (float)i / 48 - 1;
+  for (size_t i = 0; i < G_N_ELEMENTS(mask); i++) mask[i] = (float)(i % 2);
+  ddpm_state s = {.model = "default", .sampler = DDPM_SAMPLER_DDIM, .steps = 4,
+                  .eta = 0.5f, .seed = 7, .batch = 2, .channels = 3, .height = 4,
+                  .width = 4, .step = 2, .t = 250, .t0 = -1, .resample = 1,
+                  .timesteps = ts, .x = x};
+  for (int k = 0; k < 2; k++) {
+    if (k) s.init = init, s.mask = mask, s.t0 = 750, s.resample = 2;
+    GBytes *b = ddpm_state_to_bytes(&s);
+    gsize len = 0;
+    const char *data = g_bytes_get_data(b, &len);
+    char *dst = out_path("state", k ? "sdedit.safetensors" : "generate.safetensors");
+    if (!g_file_set_contents(dst, data, (gssize)len, NULL)) g_error("cannot write %s", dst);
+    g_free(dst);
+    g_bytes_unref(b);
+  }
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) {
     fprintf(stderr, "usage: %s GOLDEN_DIR OUT_DIR [MODEL_DIR...]\n", argv[0]);
@@ -168,6 +191,7 @@ int main(int argc, char **argv) {
     g_free(dst);
   }
   pngs();
+  states();
   printf("%d seed files in %s\n", n_written, out_dir);
   return 0;
 }

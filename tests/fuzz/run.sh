@@ -3,7 +3,7 @@
 # runs each for SECONDS (default 60) on a seed corpus made from the goldens.
 #
 #   tests/fuzz/run.sh [SECONDS] [TARGET...]     targets: safetensors config
-#                                                scheduler png (default: all)
+#                                                scheduler png state (default: all)
 #
 # Environment: DDPM_GOLDEN_DIR (default ../shared/golden), FUZZ_BUILD_DIR
 # (default build-fuzz).  The corpus grows across runs in
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/../.."
 secs=${1:-60}
 [ $# -gt 0 ] && shift
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(safetensors config scheduler png)
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors config scheduler png state)
 build=${FUZZ_BUILD_DIR:-build-fuzz}
 golden=${DDPM_GOLDEN_DIR:-$PWD/../shared/golden}
 

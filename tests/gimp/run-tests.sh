@@ -24,7 +24,7 @@ home=/tmp/gimp-home
 conc=/tmp/gimp-ddpm-conc
 # (Outputs of runs made before GIMP ran in an overlay, from the root itself.)
 rm -rf "$root$home" "$root$home-a" "$root$home-b" "$root$conc" \
-  "$root/tmp/gimp-ddpm-result" "$root/tmp/gimp-ddpm-out"
+  "$root/tmp/gimp-ddpm-result" "$root/tmp/gimp-ddpm-out" "$root/tmp/gimp-ddpm-hooks"
 gimp_overlay
 
 # ---- the plug-in's checks ----------------------------------------------------
@@ -32,8 +32,8 @@ start=$(date +%s)
 # GIMP exits 64 when the batch script raises; the result file says which
 # checks failed.
 gimp_rc=0
-gimp_batch "$home" "$tests/test_plugin.py" DDPM_GIMP_RESULT=/tmp/gimp-ddpm-result ||
-  gimp_rc=$?
+gimp_batch "$home" "$tests/test_plugin.py" DDPM_GIMP_RESULT=/tmp/gimp-ddpm-result \
+  DDPM_PLUGIN_TEST_HOOKS=/tmp/gimp-ddpm-hooks || gimp_rc=$?
 echo "gimp tests: GIMP ran $(( $(date +%s) - start )) s, exit status $gimp_rc" >&2
 if [ -n "${DDPM_GIMP_OUT:-}" ] && [ -d "$groot/tmp/gimp-ddpm-out" ]; then
   mkdir -p "$DDPM_GIMP_OUT" && cp "$groot"/tmp/gimp-ddpm-out/*.png "$DDPM_GIMP_OUT/"
@@ -101,7 +101,8 @@ echo "gimp tests: $conc_result" >&2
 # ---- nothing written outside GIMP's own places ------------------------------
 writes_ok=1
 gimp_writes_check "$home $home-a $home-b" \
-  "/tmp/gimp-ddpm-result /tmp/gimp-ddpm-out $conc /tmp/gimp-ddpm-build.log" || writes_ok=0
+  "/tmp/gimp-ddpm-result /tmp/gimp-ddpm-out /tmp/gimp-ddpm-hooks $conc /tmp/gimp-ddpm-build.log" ||
+  writes_ok=0
 
 passed=() failed=()
 case $result in PASS*) passed+=("${result#PASS }") ;; *) failed+=("${result#FAIL }") ;; esac

@@ -148,6 +148,11 @@ def test_arguments():
         'plug-in-ddpm-denoise': ['model', 'device', 'sampler', 'steps', 'eta', 'seed',
                                  'random-seed', 'preview-every', 'preview-kind', 'sigma',
                                  'context-margin'],
+        'plug-in-ddpm-interpolate': ['model', 'device', 'sampler', 'steps', 'eta', 'seed',
+                                     'random-seed', 'timestep', 'frames', 'spherical',
+                                     'new-image', 'frame-delay'],
+        'plug-in-ddpm-continue': ['model', 'device', 'count', 'keep-seed', 'seed',
+                                  'random-seed', 'preview-every', 'preview-kind'],
     }
     for name, args in want.items():
         proc = pdb.lookup_procedure(name)
@@ -316,10 +321,303 @@ def test_indexed():
     check('indexed: no layer added', len(img.get_layers()) == 1)
 
 
+HOOKS = '/tmp/gimp-ddpm-hooks'
+
+
+def hooks(text=''):
+    """The plug-in's test switch (plugin/testhooks.c), read by each run."""
+    with open(HOOKS, 'w') as f:
+        f.write(text)
+
+
+def state_of(layer):
+    par = layer.get_parasite('ddpm-state')
+    return bytes(b & 0xff for b in par.get_data()) if par else None
+
+
+def kept_layers(image, group_name):
+    groups = [l for l in image.get_layers() if l.get_name() == group_name]
+    return list(reversed(groups[0].get_children())) if groups else []  # oldest first
+
+
+def test_continue_generate():
+    res = run('plug-in-ddpm-generate', count=1, sampler='ddpm',
+              steps=6, seed=21, random_seed=False, new_image=True, preview_every=2,
+              preview_kind='xt')
+    check('continue: generate with kept steps', ok(res), str(res.index(0)))
+    if not ok(res):
+        return
+    img = res.index(1)
+    final = [l for l in img.get_layers() if l.get_name().startswith('DDPM sample 1')][0]
+    kept = kept_layers(img, 'DDPM generate seed 21 previews')
+    names = [l.get_name() for l in kept]
+    check('continue: kept x_t layers', len(kept) == 3, str(names))
+    if len(kept) != 3:
+        return
+    check('continue: run state on the kept steps before the end',
+          state_of(kept[0]) is not None and state_of(kept[1]) is not None and
+          state_of(kept[2]) is None, str([state_of(l) is not None for l in kept]))
+    n_before = len(img.get_layers())
+    img.clean_all()
+    res = run('plug-in-ddpm-continue', image=img, drawables=[kept[0]])
+    check('continue: success', ok(res), str(res.index(0)))
+    layers = img.get_layers()
+    check('continue: one layer added, one undo step', len(layers) == n_before + 1 and
+          img.is_dirty())
+    top = layers[0]
+    print('continue: made "%s"' % top.get_name(), flush=True)
+    check('continue: the run\'s own seed finishes as the uninterrupted run did (bit-identical)',
+          pixels(top) == pixels(final))
+    res = run('plug-in-ddpm-continue', image=img, drawables=[kept[1]], count=2,
+              keep_seed=False, seed=99, random_seed=False)
+    check('continue: branch with a new seed', ok(res), str(res.index(0)))
+    layers = img.get_layers()
+    a, b = layers[0], layers[1]
+    check('continue: two branches, named by seed', 'seed 100' in a.get_name() and
+          'seed 99' in b.get_name(), '%s / %s' % (a.get_name(), b.get_name()))
+    check('continue: branches differ from the run and from each other',
+          pixels(a) != pixels(b) and pixels(a) != pixels(final))
+    export(img, 'continue.png')
+    res = run('plug-in-ddpm-continue', image=img, drawables=[final])
+    check('continue: a layer without a run state is refused', not ok(res))
+
+
+def test_continue_edit():
+    img, layer = rgba_image(48, 40)
+    img.select_rectangle(Gimp.ChannelOps.REPLACE, 12, 10, 20, 16)
+    res = run('plug-in-ddpm-reimagine', image=img, drawables=[layer], sampler='ddpm',
+              steps=10, strength=0.6, seed=4, random_seed=False, preview_every=2,
+              preview_kind='x0', context_margin=4)
+    check('continue edit: re-imagine with kept steps', ok(res), str(res.index(0)))
+    kept = kept_layers(img, 'DDPM re-imagine seed 4 previews')
+    if not ok(res) or not kept:
+        return
+    res = run('plug-in-ddpm-continue', image=img, drawables=[kept[0]])
+    check('continue edit: success', ok(res), str(res.index(0)))
+    top = img.get_layers()[0]
+    ox, oy = top.get_offsets()[1:]
+    kx, ky = kept[0].get_offsets()[1:]
+    check('continue edit: placed and sized like the kept layer, with the selection as alpha',
+          (ox, oy, top.get_width(), top.get_height()) ==
+          (kx, ky, kept[0].get_width(), kept[0].get_height()) and top.has_alpha(),
+          str((ox, oy, top.get_width(), top.get_height(), kx, ky)))
+    # Inside the selection the edit wrote the model's output unblended: the
+    # finished layer must show the same pixels there.
+    w = top.get_width()
+    got = pixels(top)
+    edited = bytes(layer.get_buffer().get(Gegl.Rectangle.new(ox, oy, w, top.get_height()),
+                                          1.0, "R'G'B'A u8", Gegl.AbyssPolicy.NONE))
+    same = total = 0
+    for y in range(2, top.get_height() - 2):
+        for x in range(2, w - 2):
+            if 12 + 1 <= ox + x < 12 + 20 - 1 and 10 + 1 <= oy + y < 10 + 16 - 1:
+                i = (y * w + x) * 4
+                total += 1
+                same += got[i:i + 3] == edited[i:i + 3]
+    check('continue edit: same pixels as the uninterrupted edit inside the selection',
+          total > 0 and same == total, '%d of %d' % (same, total))
+
+
+def test_finishes():
+    res = run('plug-in-ddpm-generate', count=1, sampler='ddpm', steps=4, seed=8,
+              random_seed=False, new_image=True, preview_every=2, preview_finishes=2)
+    check('finishes: success', ok(res), str(res.index(0)))
+    if not ok(res):
+        return
+    kept = kept_layers(res.index(1), 'DDPM generate seed 8 previews')
+    names = [l.get_name() for l in kept]
+    want = ['t=%d %s' % (t, k) for t, k in ((500, 'x0'), (500, 'finish 1'), (500, 'finish 2'),
+                                            (0, 'x0'))]
+    check('finishes: layers at the kept step before the end', names == want, str(names))
+    if names == want:
+        check('finishes: two different finishes', pixels(kept[1]) != pixels(kept[2]))
+    export(res.index(1), 'finishes.png')
+
+
+def image_snapshot(img):
+    """Everything a failed run must leave as it was."""
+    def walk(items):
+        out = []
+        for l in items:
+            out.append((l.get_name(), l.get_offsets()[1:], l.get_visible(), pixels(l)
+                        if not l.is_group() else None))
+            if l.is_group():
+                out.append(walk(l.get_children()))
+        return out
+    sel = img.get_selection()
+    selpx = bytes(sel.get_buffer().get(Gegl.Rectangle.new(0, 0, img.get_width(),
+                                                          img.get_height()), 1.0, 'Y u8',
+                                       Gegl.AbyssPolicy.NONE))
+    return walk(img.get_layers()), selpx
+
+
+def test_integrity():
+    """Cancels and failures injected at every stage leave the image as it was."""
+    import random
+    rnd = random.Random(2026)
+    img, layer = rgba_image(40, 32)
+    img.select_ellipse(Gimp.ChannelOps.REPLACE, 6, 5, 24, 20)
+    base = image_snapshot(img)
+    cases = [('cancel-at-step=%d' % rnd.randint(1, 7), 'reimagine'),
+             ('cancel-at-step=%d' % rnd.randint(1, 7), 'generate'),
+             ('cancel-at-finish=0', 'generate-finishes'),
+             ('fail-prepare=0', 'generate'), ('fail-prepare=1', 'reimagine'),
+             ('fail-insert=0', 'generate'), ('fail-insert=2', 'generate'),
+             ('fail-insert=%d' % rnd.randint(3, 6), 'generate'),
+             ('fail-insert=1', 'reimagine'), ('fail-merge=0', 'reimagine')]
+    for hook, what in cases:
+        img.clean_all()
+        hooks(hook)
+        common = dict(image=img, drawables=[layer], sampler='ddpm', steps=8, seed=3,
+                      random_seed=False, preview_every=2, preview_kind='both')
+        if what == 'reimagine':
+            res = run('plug-in-ddpm-reimagine', strength=0.9, **common)
+        elif what == 'generate-finishes':
+            res = run('plug-in-ddpm-generate', preview_finishes=1, **common)
+        else:
+            res = run('plug-in-ddpm-generate', **common)
+        hooks('')
+        status = res.index(0)
+        want = (Gimp.PDBStatusType.CANCEL if hook.startswith('cancel')
+                else Gimp.PDBStatusType.EXECUTION_ERROR)
+        name = 'integrity %s during %s' % (hook, what)
+        check(name + ': fails with ' + str(want), status == want, str(status))
+        check(name + ': layers, pixels and selection as before', image_snapshot(img) == base)
+        # Before the image is touched nothing reaches the undo stack; a failed
+        # insert or merge is rolled back inside one undo group (GIMP offers
+        # plug-ins no way to drop it).
+        if not hook.startswith(('fail-insert', 'fail-merge')):
+            check(name + ': nothing on the undo stack', not img.is_dirty())
+    res = run('plug-in-ddpm-reimagine', image=img, drawables=[layer], steps=4, seed=3,
+              random_seed=False)
+    check('integrity: a run after the failures succeeds', ok(res), str(res.index(0)))
+
+
+def test_interpolate():
+    img, a = rgba_image(48, 40, alpha=False)
+    b = Gimp.Layer.new(img, 'other', 48, 40, Gimp.ImageType.RGB_IMAGE, 100,
+                       Gimp.LayerMode.NORMAL)
+    img.insert_layer(b, None, 0)
+    b.fill(Gimp.FillType.WHITE)
+    img.clean_all()
+    args = dict(image=img, drawables=[a, b], sampler='ddim', steps=10, seed=5,
+                random_seed=False, timestep=400, frames=4)
+    res = run('plug-in-ddpm-interpolate', **args)
+    check('interpolate: success', ok(res), str(res.index(0)))
+    groups = [l for l in img.get_layers() if l.get_name().startswith('DDPM interpolation')]
+    check('interpolate: one group, one undo step', len(groups) == 1 and img.is_dirty())
+    if not groups:
+        return
+    frames = list(reversed(groups[0].get_children()))
+    names = [f.get_name() for f in frames]
+    check('interpolate: frames lambda 0..1, first at the bottom',
+          names == ['lambda 0.000', 'lambda 0.333', 'lambda 0.667', 'lambda 1.000'], str(names))
+    px = [pixels(f) for f in frames]
+    check('interpolate: frames differ', len(set(px)) == 4)
+    # The white layer's end is lighter than the pattern's end.
+    check('interpolate: the ends follow their layers', sum(px[3]) > sum(px[0]))
+    export(img, 'interpolate.png')
+    res = run('plug-in-ddpm-interpolate', new_image=True, **args)
+    check('interpolate: new image for animation', ok(res), str(res.index(0)))
+    if ok(res):
+        made.append(res.index(1))
+        layers = list(reversed(res.index(1).get_layers()))
+        check('interpolate: animation frames named for playback',
+              [l.get_name() for l in layers][0] == 'Frame 1 (lambda 0.000) (100ms) (replace)'
+              and len(layers) == 4, str([l.get_name() for l in layers]))
+        check('interpolate: animation frames at the model\'s size',
+              all((l.get_width(), l.get_height()) == (32, 32) for l in layers))
+    res = run('plug-in-ddpm-interpolate', image=img, drawables=[a], frames=3)
+    check('interpolate: one layer is refused', not ok(res))
+
+
+def test_modes():
+    """Every base type and precision, with and without alpha."""
+    P = Gimp.Precision
+    for prec in (P.U8_NON_LINEAR, P.U8_LINEAR, P.U16_NON_LINEAR, P.U32_LINEAR,
+                 P.HALF_LINEAR, P.FLOAT_NON_LINEAR, P.DOUBLE_LINEAR):
+        for gray in (False, True):
+            alpha = prec in (P.U8_NON_LINEAR, P.FLOAT_NON_LINEAR, P.HALF_LINEAR)
+            name = 'mode %s %s%s' % (prec.value_nick, 'grey' if gray else 'rgb',
+                                     ' alpha' if alpha else '')
+            img, layer = rgba_image(24, 20, precision=prec, gray=gray, alpha=alpha)
+            img.select_rectangle(Gimp.ChannelOps.REPLACE, 6, 5, 12, 10)
+            before = pixels(layer)
+            res = run('plug-in-ddpm-reimagine', image=img, drawables=[layer], steps=3,
+                      strength=0.8, seed=2, random_seed=False, context_margin=2)
+            check(name + ': re-imagine succeeds', ok(res), str(res.index(0)))
+            compare(name, img, layer, before, pixels(layer))
+
+
+def plugin_peak_watch():
+    """Polls the gimp-ddpm processes' VmHWM in a thread; the returned
+    function stops it and gives the largest seen (KiB)."""
+    import threading
+    best = [0]
+    stop = threading.Event()
+
+    def poll():
+        while not stop.wait(0.05):
+            for pid in os.listdir('/proc'):
+                try:
+                    with open('/proc/%s/status' % pid) as f:
+                        st = f.read()
+                except (OSError, ValueError):
+                    continue
+                if 'Name:\tgimp-ddpm' in st:
+                    for line in st.splitlines():
+                        if line.startswith('VmHWM:'):
+                            best[0] = max(best[0], int(line.split()[1]))
+    t = threading.Thread(target=poll, daemon=True)
+    t.start()
+
+    def done():
+        stop.set()
+        t.join()
+        return best[0]
+    return done
+
+
+def test_huge():
+    """A 16k x 16k layer: read and written a strip at a time (no float copy
+    of the whole layer), in sensible time."""
+    side = 16384
+    img = Gimp.Image.new(side, side, Gimp.ImageBaseType.RGB)
+    made.append(img)
+    layer = Gimp.Layer.new(img, 'huge', side, side, Gimp.ImageType.RGB_IMAGE, 100,
+                           Gimp.LayerMode.NORMAL)
+    img.insert_layer(layer, None, 0)
+    layer.fill(Gimp.FillType.WHITE)
+    corner = Gegl.Rectangle.new(side - 64, side - 64, 64, 64)
+
+    def patch(l):
+        return bytes(l.get_buffer().get(corner, 1.0, "R'G'B' u8", Gegl.AbyssPolicy.NONE))
+    before = patch(layer)
+    peak = plugin_peak_watch()
+    Gimp.Selection.all(img)
+    res = run('plug-in-ddpm-reimagine', image=img, drawables=[layer], steps=2, strength=0.9,
+              seed=1, random_seed=False, context_margin=0)
+    check('16k x 16k: re-imagine the whole layer', ok(res), str(res.index(0)))
+    check('16k x 16k: pixels written', patch(layer) != before)
+    Gimp.Selection.none(img)
+    res = run('plug-in-ddpm-generate', image=img, drawables=[layer], steps=2, seed=1,
+              random_seed=False)
+    top = img.get_layers()[0]
+    check('16k x 16k: generate a layer the size of the image', ok(res) and
+          (top.get_width(), top.get_height()) == (side, side))
+    kib = peak()
+    print('16k x 16k: plug-in peak RSS %.0f MiB (a float copy of the layer would '
+          'be 3072 MiB)' % (kib / 1024), flush=True)
+    check('16k x 16k: plug-in memory bounded (< 1.5 GiB)', 0 < kib < 3 << 19, '%d KiB' % kib)
+    img.delete()
+
+
 def main():
     for t in (test_arguments, test_generate_new_image, test_generate_on_image_with_previews,
               test_reimagine_rect, test_reimagine_feathered, test_reimagine_gray16_offset,
-              test_denoise, test_bad_model, test_indexed):
+              test_denoise, test_bad_model, test_indexed, test_continue_generate,
+              test_continue_edit, test_finishes, test_integrity, test_interpolate,
+              test_modes, test_huge):
         try:
             t()
         except Exception:
