@@ -7,8 +7,6 @@
  * finishes from the same point.  Results are new layers at the kept
  * layer's place and size (edits: with the selection as alpha, so they sit
  * over the original as the edit would). */
-#include <string.h>
-
 #include "plugin.h"
 
 /* The run state of a layer, or NULL with an error saying what to pick. */
@@ -35,14 +33,9 @@ GimpValueArray *run_continue(GimpProcedure *procedure, GimpRunMode run_mode,
                              GimpImage *image, GimpDrawable **drawables,
                              GimpProcedureConfig *config, gpointer data) {
   GError *err = NULL;
-  int n_drawables = 0;
-  while (drawables && drawables[n_drawables]) n_drawables++;
-  if (n_drawables != 1) {
-    g_set_error(&err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
-                "%s continues one kept layer at a time; %d are selected",
-                PROC_CONTINUE, n_drawables);
-    return gimp_procedure_new_return_values(procedure, GIMP_PDB_CALLING_ERROR, err);
-  }
+  GimpValueArray *bad = session_check_drawables(procedure, drawables, 1,
+                                                "continues one kept layer at a time");
+  if (bad) return bad;
   GimpDrawable *kept = drawables[0];
   ddpm_state *st = layer_state(kept, &err);
   if (!st) return session_fail(procedure, err);
@@ -69,24 +62,14 @@ GimpValueArray *run_continue(GimpProcedure *procedure, GimpRunMode run_mode,
 
   session *s = session_open(config, "Continuing", st->model, &err);
   ddpm_sample_params q;
-  if (!s || !ddpm_state_resume_params(st, s->model, &q, &err)) {
+  float *xs = NULL, *inits = NULL;
+  if (!s || !session_finish_params(s, st, count, &q, &xs, &inits, &err)) {
     session_free(s);
     ddpm_state_free(st);
     return session_fail(procedure, err);
   }
-  /* count finishes: the state's sample (and input) once per batch item;
-   * item j uses seed + j. */
-  int c = s->info.in_channels, size = s->size;
-  size_t n = (size_t)c * size * size;
-  float *xs = g_new(float, count * n), *inits = st->init ? g_new(float, count * n) : NULL;
-  for (int j = 0; j < count; j++) {
-    memcpy(xs + j * n, st->x, n * sizeof(float));
-    if (inits) memcpy(inits + j * n, st->init, n * sizeof(float));
-  }
-  q.batch = count;
-  q.start_x = xs;
-  q.init = inits;
   if (!keep_seed) q.seed = (uint64_t)seed;
+  size_t n = (size_t)s->info.in_channels * s->size * s->size;
   float *out = g_new(float, count * n);
   bool ok = session_sample(s, config, &q, out, &err);
 
@@ -103,18 +86,13 @@ GimpValueArray *run_continue(GimpProcedure *procedure, GimpRunMode run_mode,
     g_free(group);
     char *name = g_strdup_printf("DDPM continued from t=%d (seed %" G_GUINT64_FORMAT
                                  ", %s)", st->t, sd, label);
-    GimpLayer *layer = pixels_new_layer(image, name, w, h, out + j * n, c, size, st->mask);
-    g_free(name);
-    gimp_layer_set_offsets(layer, ox, oy);
     char *extra = g_strdup_printf("continued-from-t=%d\ncontinued-from-step=%d\n",
                                   st->t, st->step);
-    char *text = session_params_text(s, &q, sd, extra);
-    GimpParasite *par = gimp_parasite_new(PARASITE_PARAMS, GIMP_PARASITE_PERSISTENT,
-                                          strlen(text) + 1, text);
-    gimp_item_attach_parasite(GIMP_ITEM(layer), par);
-    gimp_parasite_free(par);
-    g_free(text);
+    GimpLayer *layer = session_result_layer(s, image, name, w, h, out + j * n, st->mask,
+                                            &q, sd, extra);
+    g_free(name);
     g_free(extra);
+    gimp_layer_set_offsets(layer, ox, oy);
     pending_add(&pd, layer, NULL);
   }
   if (ok) {

@@ -28,14 +28,9 @@ GimpValueArray *run_edit(GimpProcedure *procedure, GimpRunMode run_mode,
                          GimpProcedureConfig *config, gpointer data) {
   bool denoise = g_strcmp0(data, PROC_DENOISE) == 0;
   GError *err = NULL;
-  int n_drawables = 0;
-  while (drawables && drawables[n_drawables]) n_drawables++;
-  if (n_drawables != 1) {
-    g_set_error(&err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
-                "%s works on one layer at a time; %d are selected",
-                gimp_procedure_get_name(procedure), n_drawables);
-    return gimp_procedure_new_return_values(procedure, GIMP_PDB_CALLING_ERROR, err);
-  }
+  GimpValueArray *bad = session_check_drawables(procedure, drawables, 1,
+                                                "works on one layer at a time");
+  if (bad) return bad;
   GimpDrawable *drawable = drawables[0];
   if (gimp_drawable_is_indexed(drawable)) {
     g_set_error_literal(&err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,

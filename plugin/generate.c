@@ -2,8 +2,6 @@
  * adds each sample as a layer (scaled to the image), or makes a new image
  * at the model's resolution.  The image is only touched once sampling has
  * succeeded, inside one undo group. */
-#include <string.h>
-
 #include "plugin.h"
 
 GimpValueArray *run_generate(GimpProcedure *procedure, GimpRunMode run_mode,
@@ -56,14 +54,9 @@ GimpValueArray *run_generate(GimpProcedure *procedure, GimpRunMode run_mode,
     g_free(group);
     char *name = g_strdup_printf("DDPM sample %d (seed %" G_GUINT64_FORMAT ", %s)",
                            k + 1, seed, label);
-    GimpLayer *layer = pixels_new_layer(image, name, w, h, out + k * item, c, size, NULL);
+    GimpLayer *layer = session_result_layer(s, image, name, w, h, out + k * item, NULL,
+                                            &p, seed, NULL);
     g_free(name);
-    char *text = session_params_text(s, &p, seed, NULL);
-    GimpParasite *par = gimp_parasite_new(PARASITE_PARAMS, GIMP_PARASITE_PERSISTENT,
-                                          strlen(text) + 1, text);
-    gimp_item_attach_parasite(GIMP_ITEM(layer), par);
-    gimp_parasite_free(par);
-    g_free(text);
     pending_add(&pd, layer, NULL);
   }
   g_free(label);

@@ -5,8 +5,6 @@
  * group of the image (scaled to it), or in a new image at the model's size
  * named as GIMP's animation playback expects ("(100ms)"), first frame at
  * the bottom. */
-#include <string.h>
-
 #include "plugin.h"
 
 typedef struct {
@@ -28,14 +26,9 @@ GimpValueArray *run_interpolate(GimpProcedure *procedure, GimpRunMode run_mode,
                                 GimpImage *image, GimpDrawable **drawables,
                                 GimpProcedureConfig *config, gpointer data) {
   GError *err = NULL;
-  int n_drawables = 0;
-  while (drawables && drawables[n_drawables]) n_drawables++;
-  if (n_drawables != 2) {
-    g_set_error(&err, DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
-                "%s needs two layers selected (the two ends); %d are selected",
-                PROC_INTERPOLATE, n_drawables);
-    return gimp_procedure_new_return_values(procedure, GIMP_PDB_CALLING_ERROR, err);
-  }
+  GimpValueArray *bad = session_check_drawables(procedure, drawables, 2,
+                                                "needs the two end layers selected");
+  if (bad) return bad;
   if (run_mode == GIMP_RUN_INTERACTIVE &&
       !dialog_run(procedure, config, "Interpolate (DDPM)",
                   "From the lower selected layer (first frame) to the upper one."))

@@ -77,6 +77,12 @@ session *session_open(GimpProcedureConfig *config, const char *what,
                       const char *fallback_model, GError **err);
 void session_free(session *s);
 
+/* NULL when exactly `want` drawables are given, else the calling-error
+ * values: "<procedure> <what>; N layer(s) are selected". */
+GimpValueArray *session_check_drawables(GimpProcedure *procedure,
+                                        GimpDrawable **drawables, int want,
+                                        const char *what);
+
 /* The procedure's failure values: GIMP_PDB_CANCEL for DDPM_ERROR_CANCELLED,
  * else an execution error with err's message.  Takes err. */
 GimpValueArray *session_fail(GimpProcedure *procedure, GError *err);
@@ -156,6 +162,20 @@ gboolean dialog_run(GimpProcedure *procedure, GimpProcedureConfig *config,
 bool previews_prepare(session *s, GimpImage *image, pending *pd,
                       const char *group_name, int item, int w, int h, int ox,
                       int oy, GError **err);
+
+/* Parameters that finish run state `st` `count` times in one batch: its
+ * sample (and input) replicated into *xs (and *inits), to g_free after
+ * sampling; batch item j uses the parameters' seed + j. */
+bool session_finish_params(session *s, const ddpm_state *st, int count,
+                           ddpm_sample_params *q, float **xs, float **inits,
+                           GError **err);
+
+/* A result layer (model planes scaled to w x h, alpha from `alpha` model
+ * planes when given) with the ddpm-params parasite of run p and seed. */
+GimpLayer *session_result_layer(session *s, GimpImage *image, const char *name,
+                                int w, int h, const float *planes,
+                                const float *alpha, const ddpm_sample_params *p,
+                                uint64_t seed, const char *extra);
 
 /* The run state of batch item `item` at kept step f. */
 ddpm_state *session_item_state(session *s, const preview_frame *f, int item,

@@ -42,6 +42,18 @@ GimpValueArray *session_fail(GimpProcedure *procedure, GError *err) {
   return gimp_procedure_new_return_values(procedure, GIMP_PDB_EXECUTION_ERROR, err);
 }
 
+GimpValueArray *session_check_drawables(GimpProcedure *procedure,
+                                        GimpDrawable **drawables, int want,
+                                        const char *what) {
+  int n = 0;
+  while (drawables && drawables[n]) n++;
+  if (n == want) return NULL;
+  GError *err = g_error_new(DDPM_ERROR, DDPM_ERROR_INVALID_ARG,
+                            "%s %s; %d layer(s) are selected",
+                            gimp_procedure_get_name(procedure), what, n);
+  return gimp_procedure_new_return_values(procedure, GIMP_PDB_CALLING_ERROR, err);
+}
+
 static void frame_free(gpointer p) {
   preview_frame *f = p;
   g_free(f->x_t);
@@ -140,6 +152,39 @@ ddpm_state *session_item_state(session *s, const preview_frame *f, int item,
                         f->x_t + (size_t)item * n, err);
 }
 
+bool session_finish_params(session *s, const ddpm_state *st, int count,
+                           ddpm_sample_params *q, float **xs, float **inits,
+                           GError **err) {
+  *xs = *inits = NULL;
+  if (!ddpm_state_resume_params(st, s->model, q, err)) return false;
+  size_t n = (size_t)st->channels * st->height * st->width;
+  *xs = g_new(float, count * n);
+  if (st->init) *inits = g_new(float, count * n);
+  for (int j = 0; j < count; j++) {
+    memcpy(*xs + j * n, st->x, n * sizeof(float));
+    if (*inits) memcpy(*inits + j * n, st->init, n * sizeof(float));
+  }
+  q->batch = count;
+  q->start_x = *xs;
+  q->init = *inits;
+  return true;
+}
+
+GimpLayer *session_result_layer(session *s, GimpImage *image, const char *name,
+                                int w, int h, const float *planes,
+                                const float *alpha, const ddpm_sample_params *p,
+                                uint64_t seed, const char *extra) {
+  GimpLayer *layer = pixels_new_layer(image, name, w, h, planes, s->info.in_channels,
+                                      s->size, alpha);
+  char *text = session_params_text(s, p, seed, extra);
+  GimpParasite *par = gimp_parasite_new(PARASITE_PARAMS, GIMP_PARASITE_PERSISTENT,
+                                        strlen(text) + 1, text);
+  gimp_item_attach_parasite(GIMP_ITEM(layer), par);
+  gimp_parasite_free(par);
+  g_free(text);
+  return layer;
+}
+
 typedef struct {
   session *s;
   int t, done, total; /* finishes made of total */
@@ -172,18 +217,9 @@ static bool make_finishes(session *s, GError **err) {
     for (int b = 0; b < batch && ok; b++, fc.done++) {
       ddpm_state *st = session_item_state(s, f, b, err);
       ddpm_sample_params q;
-      ok = st && ddpm_state_resume_params(st, s->model, &q, err);
       float *xs = NULL, *inits = NULL;
+      ok = st && session_finish_params(s, st, count, &q, &xs, &inits, err);
       if (ok) {
-        xs = g_new(float, count * n);
-        if (q.init) inits = g_new(float, count * n);
-        for (int j = 0; j < count; j++) {
-          memcpy(xs + j * n, st->x, n * sizeof(float));
-          if (inits) memcpy(inits + j * n, st->init, n * sizeof(float));
-        }
-        q.batch = count;
-        q.start_x = xs;
-        q.init = inits;
         q.seed = st->seed + 1;
         q.progress = on_finish_progress;
         q.user = &fc;
