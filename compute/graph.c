@@ -25,7 +25,7 @@ struct graph {
   vk_buffer arena, staging;
   vk_program program;
   VkQueryPool prof_pool; /* DDPM_PROFILE: a timestamp after each node */
-  GHashTable *prof;      /* op name -> double[2]: milliseconds, dispatches */
+  GHashTable *prof;      /* op name -> double[3]: milliseconds, dispatches, flops */
   int prof_runs;
 };
 
@@ -210,9 +210,10 @@ static void profile_collect(graph *g) {
     for (guint i = 0; i < g->nodes->len; i++) {
       const char *op = NODE(g, i)->op;
       double *acc = g_hash_table_lookup(g->prof, op);
-      if (!acc) g_hash_table_insert(g->prof, (gpointer)op, acc = g_new0(double, 2));
+      if (!acc) g_hash_table_insert(g->prof, (gpointer)op, acc = g_new0(double, 3));
       acc[0] += (ts[i + 1] - ts[i]) * g->ctx->limits.timestampPeriod * 1e-6;
       acc[1] += 1;
+      acc[2] += NODE(g, i)->flops;
     }
   }
   g_free(ts);
@@ -229,8 +230,9 @@ static void profile_report(graph *g) {
   while (g_hash_table_iter_next(&it, &k, &v)) {
     double *a = v;
     int runs = MAX(g->prof_runs - 1, 1);
-    g_printerr("profile: %-16s %9.2f ms/run %5.1f%% %4.0f dispatches/run\n", (char *)k,
-               a[0] / runs, 100 * a[0] / MAX(total, 1e-9), a[1] / runs);
+    g_printerr("profile: %-16s %9.2f ms/run %5.1f%% %4.0f dispatches/run %8.4f GFLOP/run\n",
+               (char *)k, a[0] / runs, 100 * a[0] / MAX(total, 1e-9), a[1] / runs,
+               a[2] / runs / 1e9);
   }
   g_hash_table_destroy(g->prof);
   vkDestroyQueryPool(g->ctx->device, g->prof_pool, NULL);
@@ -244,9 +246,14 @@ static vk_binding resolve(graph *g, gbind b) {
     vb = wstore_binding(g->weights, b.id);
   } else {
     tensor_info *t = TENSOR(g, b.id);
-    vb = (vk_binding){&g->arena, t->offset, MAX(t->count, 1) * sizeof(float), 0};
+    vb = (vk_binding){.buffer = &g->arena, .offset = t->offset,
+                      .range = MAX(t->count, 1) * sizeof(float)};
   }
-  if (b.texels) {
+  vb.kind = b.how;
+  if (b.how == VK_BIND_UNIFORM) {
+    vb.offset += b.first * sizeof(float);
+    vb.range = b.count * sizeof(float);
+  } else if (b.how != VK_BIND_STORAGE) {
     vb.texel_format = b.texels == 4 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
     vb.range -= vb.range % (b.texels * sizeof(float));
   }
@@ -270,11 +277,10 @@ static bool record(graph *g, GError **err) {
   vk_program_barrier(p);
   for (guint i = 0; i < g->nodes->len; i++) {
     gnode *nd = NODE(g, i);
-    uint32_t texel_mask = 0;
-    for (uint32_t b = 0; b < nd->n_bind; b++)
-      if (nd->bind[b].texels) texel_mask |= 1u << b;
+    vk_bind_kind kinds[VK_MAX_BINDINGS];
+    for (uint32_t b = 0; b < nd->n_bind; b++) kinds[b] = nd->bind[b].how;
     const vk_kernel *k = vk_kernel_get(ctx, nd->spirv, nd->spirv_size,
-                                       nd->n_bind, texel_mask, nd->push_size, nd->spec,
+                                       nd->n_bind, kinds, nd->push_size, nd->spec,
                                        nd->n_spec, err);
     if (!k) return false;
     vk_dispatch d = {.kernel = k};
@@ -282,6 +288,11 @@ static bool record(graph *g, GError **err) {
       d.bindings[b] = resolve(g, nd->bind[b]);
       uint64_t texels = nd->bind[b].texels
         ? d.bindings[b].range / (nd->bind[b].texels * sizeof(float)) : 0;
+      /* Ops size their uniform ranges from these limits. */
+      g_return_val_if_fail(nd->bind[b].how != VK_BIND_UNIFORM ||
+                           (d.bindings[b].range <= ctx->limits.maxUniformBufferRange &&
+                            (nd->bind[b].first + nd->bind[b].count) * sizeof(float) <=
+                              wstore_binding(g->weights, nd->bind[b].id).range), false);
       if (texels > ctx->limits.maxTexelBufferElements) {
         g_set_error(err, DDPM_ERROR, DDPM_ERROR_OUT_OF_MEMORY,
                     "%s: an input of %" G_GUINT64_FORMAT " texels exceeds this "

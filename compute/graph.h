@@ -18,23 +18,38 @@ static inline uint64_t gtensor_count(gtensor t) {
   return (uint64_t)t.n * t.c * t.h * t.w;
 }
 
-/* What a shader binding refers to, and how it is read: as a storage buffer
- * (float[]), or as a read-only samplerBuffer of float (texels 1) or vec4
- * (texels 4) elements, much faster to gather from on lavapipe. */
+/* What a shader binding refers to, and how it is read (vk_bind_kind: the
+ * speed on lavapipe depends on it): as a storage buffer (float[]), as a
+ * read-only samplerBuffer or imageBuffer of float (texels 1) or vec4
+ * (texels 4) elements, or as a uniform buffer holding `count` floats of a
+ * weight from float `first` on. */
 typedef enum { GBIND_TENSOR, GBIND_WEIGHT } gbind_kind;
 typedef struct {
   gbind_kind kind;
   int id;
-  int texels; /* 0: storage buffer; 1 or 4 floats per texel */
+  vk_bind_kind how;
+  int texels;            /* texel kinds: 1 or 4 floats per texel */
+  uint64_t first, count; /* uniform buffers: the floats bound */
 } gbind;
 
-static inline gbind gb_tensor(gtensor t) { return (gbind){GBIND_TENSOR, t.id, 0}; }
-static inline gbind gb_weight(gweight w) { return (gbind){GBIND_WEIGHT, w.id, 0}; }
+static inline gbind gb_tensor(gtensor t) { return (gbind){GBIND_TENSOR, t.id, VK_BIND_STORAGE, 0, 0, 0}; }
+static inline gbind gb_weight(gweight w) { return (gbind){GBIND_WEIGHT, w.id, VK_BIND_STORAGE, 0, 0, 0}; }
 static inline gbind gb_tensor_texels(gtensor t, int per_texel) {
-  return (gbind){GBIND_TENSOR, t.id, per_texel};
+  return (gbind){GBIND_TENSOR, t.id, VK_BIND_UNIFORM_TEXEL, per_texel, 0, 0};
 }
 static inline gbind gb_weight_texels(gweight w, int per_texel) {
-  return (gbind){GBIND_WEIGHT, w.id, per_texel};
+  return (gbind){GBIND_WEIGHT, w.id, VK_BIND_UNIFORM_TEXEL, per_texel, 0, 0};
+}
+static inline gbind gb_tensor_image(gtensor t) {
+  return (gbind){GBIND_TENSOR, t.id, VK_BIND_STORAGE_TEXEL, 1, 0, 0};
+}
+static inline gbind gb_weight_image(gweight w) {
+  return (gbind){GBIND_WEIGHT, w.id, VK_BIND_STORAGE_TEXEL, 1, 0, 0};
+}
+/* `first` must be a multiple of 64 (the device's uniform buffer offset
+ * alignment, at most 256 bytes, is checked at start). */
+static inline gbind gb_weight_uniform(gweight w, uint64_t first, uint64_t count) {
+  return (gbind){GBIND_WEIGHT, w.id, VK_BIND_UNIFORM, 0, first, count};
 }
 
 /* One dispatch, as ops describe it. */

@@ -159,7 +159,8 @@ bool wstore_uploaded(const wstore *ws) { return ws->uploaded; }
 vk_binding wstore_binding(const wstore *ws, int id) {
   const entry *e = &g_array_index(ws->entries, entry, id);
   g_return_val_if_fail(ws->uploaded && !e->replaced, (vk_binding){0});
-  return (vk_binding){&ws->buf, e->offset, MAX(e->count, 1) * sizeof(float), 0};
+  return (vk_binding){.buffer = &ws->buf, .offset = e->offset,
+                      .range = MAX(e->count, 1) * sizeof(float)};
 }
 
 uint64_t wstore_bytes(const wstore *ws) { return ws->bytes; }

@@ -379,13 +379,13 @@ ddpm_context *ddpm_context_new(const ddpm_context_params *params, GError **err) 
                         (sub.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
                         sub.subgroupSize >= 4 && sub.subgroupSize <= 128;
   vkGetPhysicalDeviceMemoryProperties(ctx->phys, &ctx->mem_props);
-  if (ctx->limits.minStorageBufferOffsetAlignment > VK_SUBALLOC_ALIGN) {
+  VkDeviceSize align = MAX(ctx->limits.minStorageBufferOffsetAlignment,
+                           ctx->limits.minUniformBufferOffsetAlignment);
+  if (align > VK_SUBALLOC_ALIGN) {
     g_set_error(err, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
-                "Vulkan device '%s' needs storage buffer offsets aligned to "
+                "Vulkan device '%s' needs buffer offsets aligned to "
                 "%" G_GUINT64_FORMAT " bytes (at most %u supported)",
-                ctx->info.name,
-                (guint64)ctx->limits.minStorageBufferOffsetAlignment,
-                VK_SUBALLOC_ALIGN);
+                ctx->info.name, (guint64)align, VK_SUBALLOC_ALIGN);
     goto fail;
   }
   uint64_t limit;

@@ -3,10 +3,20 @@
 
 #include "vk/vk.h"
 
-static bool same_kernel(const vk_kernel *k, const uint32_t *spirv,
-                        uint32_t texel_mask, const uint32_t *spec,
+static const VkDescriptorType descriptor_type[] = {
+  [VK_BIND_STORAGE] = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+  [VK_BIND_UNIFORM_TEXEL] = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
+  [VK_BIND_STORAGE_TEXEL] = VK_DESCRIPTOR_TYPE_STORAGE_TEXEL_BUFFER,
+  [VK_BIND_UNIFORM] = VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER,
+};
+
+VkDescriptorType vk_descriptor_type(vk_bind_kind kind) { return descriptor_type[kind]; }
+
+static bool same_kernel(const vk_kernel *k, const uint32_t *spirv, uint32_t n_bindings,
+                        const vk_bind_kind *kinds, const uint32_t *spec,
                         uint32_t n_spec) {
-  return k->spirv == spirv && k->texel_mask == texel_mask && k->n_spec == n_spec &&
+  return k->spirv == spirv && k->n_bindings == n_bindings &&
+         memcmp(k->kinds, kinds, n_bindings * sizeof *kinds) == 0 && k->n_spec == n_spec &&
          (n_spec == 0 || memcmp(k->spec, spec, n_spec * sizeof *spec) == 0);
 }
 
@@ -21,20 +31,21 @@ static void destroy_kernel(ddpm_context *ctx, vk_kernel *k) {
 
 const vk_kernel *vk_kernel_get(ddpm_context *ctx, const uint32_t *spirv,
                                size_t spirv_size, uint32_t n_bindings,
-                               uint32_t texel_mask, uint32_t push_size, const uint32_t *spec,
+                               const vk_bind_kind *kinds, uint32_t push_size,
+                               const uint32_t *spec,
                                uint32_t n_spec, GError **err) {
   g_return_val_if_fail(n_bindings <= VK_MAX_BINDINGS, NULL);
   g_return_val_if_fail(push_size <= VK_MAX_PUSH && n_spec <= VK_MAX_SPEC, NULL);
   for (guint i = 0; i < ctx->kernels->len; i++) {
     vk_kernel *k = g_ptr_array_index(ctx->kernels, i);
-    if (same_kernel(k, spirv, texel_mask, spec, n_spec)) return k;
+    if (same_kernel(k, spirv, n_bindings, kinds, spec, n_spec)) return k;
   }
 
   vk_kernel *k = g_new0(vk_kernel, 1);
   k->spirv = spirv;
   k->spirv_size = spirv_size;
   k->n_bindings = n_bindings;
-  k->texel_mask = texel_mask;
+  memcpy(k->kinds, kinds, n_bindings * sizeof *kinds);
   k->push_size = push_size;
   k->n_spec = n_spec;
   if (n_spec) memcpy(k->spec, spec, n_spec * sizeof *spec);
@@ -51,9 +62,7 @@ const vk_kernel *vk_kernel_get(ddpm_context *ctx, const uint32_t *spirv,
   for (uint32_t i = 0; i < n_bindings; i++)
     b[i] = (VkDescriptorSetLayoutBinding){
       .binding = i,
-      .descriptorType = (texel_mask >> i) & 1
-                          ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
-                          : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+      .descriptorType = descriptor_type[kinds[i]],
       .descriptorCount = 1,
       .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT,
     };

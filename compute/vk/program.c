@@ -9,14 +9,14 @@ bool vk_program_begin(ddpm_context *ctx, vk_program *p, uint32_t max_sets,
                       GError **err) {
   memset(p, 0, sizeof *p);
   if (max_sets == 0) max_sets = 1;
-  VkDescriptorPoolSize ps[2] = {
-    {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, max_sets * VK_MAX_BINDINGS},
-    {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, max_sets * VK_MAX_BINDINGS},
-  };
+  VkDescriptorPoolSize ps[4];
+  for (int i = 0; i < 4; i++)
+    ps[i] = (VkDescriptorPoolSize){vk_descriptor_type((vk_bind_kind)i),
+                                   max_sets * VK_MAX_BINDINGS};
   VkDescriptorPoolCreateInfo dpci = {
     .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
     .maxSets = max_sets,
-    .poolSizeCount = 2,
+    .poolSizeCount = 4,
     .pPoolSizes = ps,
   };
   p->views = g_array_new(FALSE, FALSE, sizeof(VkBufferView));
@@ -84,7 +84,8 @@ bool vk_program_dispatch(ddpm_context *ctx, vk_program *p,
   for (uint32_t i = 0; i < k->n_bindings; i++) {
     const vk_binding *b = &d->bindings[i];
     g_return_val_if_fail(b->buffer && b->buffer->buf, false);
-    bool texel = (k->texel_mask >> i) & 1;
+    g_return_val_if_fail(b->kind == k->kinds[i], false);
+    bool texel = b->kind == VK_BIND_UNIFORM_TEXEL || b->kind == VK_BIND_STORAGE_TEXEL;
     g_return_val_if_fail(texel == (b->texel_format != VK_FORMAT_UNDEFINED), false);
     bi[i] = (VkDescriptorBufferInfo){
       .buffer = b->buffer->buf,
@@ -96,7 +97,7 @@ bool vk_program_dispatch(ddpm_context *ctx, vk_program *p,
       .dstSet = set,
       .dstBinding = i,
       .descriptorCount = 1,
-      .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+      .descriptorType = vk_descriptor_type(b->kind),
       .pBufferInfo = &bi[i],
     };
     if (texel) {
@@ -110,7 +111,6 @@ bool vk_program_dispatch(ddpm_context *ctx, vk_program *p,
       r = vkCreateBufferView(ctx->device, &vci, NULL, &views[i]);
       if (r != VK_SUCCESS) return vk_fail(r, "vkCreateBufferView", err);
       g_array_append_val(p->views, views[i]);
-      w[i].descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
       w[i].pBufferInfo = NULL;
       w[i].pTexelBufferView = &views[i];
     }

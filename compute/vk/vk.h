@@ -88,19 +88,30 @@ bool vk_buffer_create(ddpm_context *ctx, VkDeviceSize size, vk_mem_kind kind,
                       vk_buffer *out, GError **err);
 void vk_buffer_destroy(ddpm_context *ctx, vk_buffer *b);
 
-/* A range of a buffer bound to one shader binding: a storage buffer, or
- * with a texel format a uniform texel buffer (samplerBuffer).  lavapipe
- * reads a storage buffer one SIMD lane at a time behind branches but texel
- * fetches as one vector gather, which makes them several times faster. */
+/* How a shader binding reads its buffer.  On lavapipe (llvmpipe) the
+ * choice decides the speed: inside any loop or branch a storage buffer is
+ * read one SIMD lane at a time behind branches; a texel fetch or image load
+ * is a vector gather, but inside a function call that spills every vector
+ * register; a uniform buffer read at per-lane offsets is an inline gather
+ * (at most maxUniformBufferRange bytes, 64 KiB there). */
+typedef enum {
+  VK_BIND_STORAGE,       /* storage buffer (buffer { float x[]; }) */
+  VK_BIND_UNIFORM_TEXEL, /* uniform texel buffer (samplerBuffer) */
+  VK_BIND_STORAGE_TEXEL, /* storage texel buffer (imageBuffer) */
+  VK_BIND_UNIFORM,       /* uniform buffer */
+} vk_bind_kind;
+
+/* A range of a buffer bound to one shader binding. */
 typedef struct {
   const vk_buffer *buffer;
   VkDeviceSize offset, range;
-  VkFormat texel_format; /* VK_FORMAT_UNDEFINED: storage buffer */
+  vk_bind_kind kind;
+  VkFormat texel_format; /* texel buffers only */
 } vk_binding;
 
 /* ---- kernels ----------------------------------------------------------- */
 
-#define VK_MAX_BINDINGS 8
+#define VK_MAX_BINDINGS 16
 #define VK_MAX_PUSH 128
 #define VK_MAX_SPEC 8
 
@@ -108,7 +119,7 @@ struct vk_kernel {
   const uint32_t *spirv;
   size_t spirv_size;
   uint32_t n_bindings, push_size;
-  uint32_t texel_mask; /* bit i: binding i is a uniform texel buffer */
+  vk_bind_kind kinds[VK_MAX_BINDINGS];
   uint32_t spec[VK_MAX_SPEC];
   uint32_t n_spec;
   VkShaderModule module;
@@ -117,14 +128,16 @@ struct vk_kernel {
   VkPipeline pipeline;
 };
 
-/* Returns the cached pipeline for this SPIR-V and specialization constants
- * (constant_id 0..n_spec-1), creating it on first use.  Owned by ctx.
- * Bindings in texel_mask are uniform texel buffers, the rest storage. */
+/* Returns the cached pipeline for this SPIR-V, binding kinds and
+ * specialization constants (constant_id 0..n_spec-1), creating it on first
+ * use.  Owned by ctx. */
 const vk_kernel *vk_kernel_get(ddpm_context *ctx, const uint32_t *spirv,
                                size_t spirv_size, uint32_t n_bindings,
-                               uint32_t texel_mask,
+                               const vk_bind_kind *kinds,
                                uint32_t push_size, const uint32_t *spec,
                                uint32_t n_spec, GError **err);
+
+VkDescriptorType vk_descriptor_type(vk_bind_kind kind);
 
 /* ---- command recording ------------------------------------------------- */
 
