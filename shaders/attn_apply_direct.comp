@@ -1,6 +1,6 @@
 #version 450
 // out[b, h*dh + c, i] = sum_j softmax_j(S[b, h, i, :]) * v[b, h*dh + c, j],
-// for CPU devices (see conv2d_direct.comp), the softmax folded in: each
+// for CPU devices (lavapipe: see README, Benchmarks), the softmax folded in: each
 // invocation first finds its rows' max and sum of exponentials.  A
 // workgroup takes CB channels of one head (uniform, so v fetches are shared
 // by the SIMD lanes), each invocation PX consecutive tokens i.

@@ -1,6 +1,6 @@
 #version 450
 // S[b, h, i, j] = scale * sum_d q[b, h*dh + d, i] * k[b, h*dh + d, j], for
-// CPU devices (see conv2d_direct.comp for why texel buffers): a workgroup
+// CPU devices (lavapipe: see README, Benchmarks, for why texel buffers): a workgroup
 // takes IB rows i (uniform, so q fetches are shared by the SIMD lanes), each
 // invocation PX consecutive columns j.  q, k are channel-major [B, C, T].
 layout(local_size_x_id = 2) in;

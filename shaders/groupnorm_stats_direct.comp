@@ -1,7 +1,7 @@
 #version 450
 // Group norm statistics for CPU devices: one workgroup of exactly one
 // subgroup per (n, group), so the sums reduce with subgroupAdd and no
-// barrier (see conv2d_direct.comp); two passes (mean, then variance) over
+// barrier (lavapipe: see README, Benchmarks); two passes (mean, then variance) over
 // texel fetches.  stats[2 * ng] = mean, stats[2 * ng + 1] = 1 / std.  A
 // group's elements are contiguous: cpg channels of hw pixels.
 #extension GL_KHR_shader_subgroup_arithmetic : require

@@ -113,7 +113,9 @@ static void conv_case(int n, int cin, int hh, int ww, int cout, int k,
   harness_free(&h);
 }
 
-/* Both kernels (tiled GEMM for GPUs, direct for CPUs) on every shape. */
+/* Both kernels (tiled GEMM for GPUs, uniform-buffer kernel for CPUs) on
+ * every shape; the CPU kernel's slices of input channels, ranges of output
+ * channels and tiles all end ragged in some case. */
 static void test_conv2d(void) {
   const char *kernels[] = {"gpu", "cpu"};
   for (int v = 0; v < 2; v++) {
@@ -125,6 +127,10 @@ static void test_conv2d(void) {
     conv_case(2, 6, 10, 12, 9, 3, 2, 0, 0, 1, 1, false, false, 0); /* diffusers pad 0 */
     conv_case(1, 33, 5, 3, 65, 3, 1, 1, 1, 1, 1, true, false, 0);
     conv_case(1, 4, 3, 3, 3, 1, 1, 0, 0, 0, 0, false, false, 0); /* < 4 pixels, channels */
+    conv_case(1, 70, 11, 13, 72, 3, 1, 1, 1, 1, 1, true, true, 2.0f); /* 3 slices */
+    conv_case(1, 8, 6, 6, 500, 3, 1, 1, 1, 1, 1, false, true, 1.0f);  /* 2 ranges */
+    conv_case(2, 200, 4, 4, 24, 1, 1, 0, 0, 0, 0, true, false, 0);    /* 1x1, 4 slices */
+    conv_case(1, 40, 17, 9, 16, 3, 2, 0, 0, 1, 1, false, false, 0);   /* stride 2, 2 slices */
   }
   g_unsetenv("DDPM_KERNELS");
 }

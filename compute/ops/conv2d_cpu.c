@@ -1,0 +1,129 @@
+/* The CPU-device convolution (shaders/conv2d_cpu.comp): weights blocked
+ * into uniform-buffer ranges, one dispatch per (input-channel slice,
+ * output-channel range). */
+#include <string.h>
+
+#include "ops/conv2d_cpu.h"
+#include "conv2d_cpu.spv.h"
+
+typedef struct {
+  uint32_t cin, h, w, cout, ho, wo;
+  int32_t pad_t, pad_l;
+  uint32_t tiles_x, tiles_img, tiles;
+  uint32_t c0, co0, cor;
+  uint32_t first, last, has_vec, has_res;
+  float out_scale;
+} conv2d_cpu_push;
+
+/* The shader's eight uniform buffers of weights, and its output tile: 16
+ * pixels (accumulator registers) per output channel, 8 wide so that lanes
+ * never straddle a row of the 8..256-wide images of diffusion U-Nets. */
+enum { N_UBO = 8, TILE_PIXELS = 16, TILE_W = 8, MAX_WG = 64 };
+
+/* Blocking of one weight; it depends on the weight's shape and the device
+ * only, so every graph of a model asks for the same layout. */
+typedef struct {
+  int cin, cout, kk;
+  int kcu, nu, kc;     /* input channels per buffer, buffers, channels per slice */
+  int nslices;
+  int wg;              /* output channels per workgroup */
+  int cor, nranges;    /* output channels per range (padded to wg), ranges */
+  uint64_t ubo_floats; /* one buffer's range, a multiple of 64 floats */
+} cpu_plan;
+
+static cpu_plan plan(int cin, int cout, int k, uint32_t max_ubo_bytes) {
+  cpu_plan a = {.cin = cin, .cout = cout, .kk = k * k};
+  /* A vec4 holds 4 consecutive (channel, tap) weights: kcu * kk % 4 == 0. */
+  a.kcu = k == 1 ? 8 : 4;
+  a.nu = MIN(N_UBO, (cin + a.kcu - 1) / a.kcu);
+  a.kc = a.nu * a.kcu;
+  a.nslices = (cin + a.kc - 1) / a.kc;
+  uint32_t ubo_floats = MIN(max_ubo_bytes, 65536u) / sizeof(float);
+  int max_cor = (int)(ubo_floats / ((uint32_t)a.kcu * a.kk)) / 8 * 8;
+  a.nranges = (cout + max_cor - 1) / max_cor;
+  int per = (cout + a.nranges - 1) / a.nranges;
+  a.wg = MIN(MAX_WG, (per + 7) / 8 * 8);
+  a.cor = (per + a.wg - 1) / a.wg * a.wg;
+  if (a.cor > max_cor) a.cor = max_cor / a.wg * a.wg;
+  a.nranges = (cout + a.cor - 1) / a.cor;
+  a.ubo_floats = ((uint64_t)a.kcu * a.kk * a.cor + 63) / 64 * 64;
+  return a;
+}
+
+/* [cout][cin][kk] -> per (slice, range, buffer) [cor][kcu * kk] floats,
+ * i.e. vec4s of 4 consecutive (channel, tap) of one output channel; the
+ * padding zero. */
+static void block_weights(const float *src, float *dst, const void *arg) {
+  const cpu_plan *a = arg;
+  for (int co = 0; co < a->cout; co++)
+    for (int ci = 0; ci < a->cin; ci++)
+      for (int t = 0; t < a->kk; t++) {
+        int s = ci / a->kc, u = ci % a->kc / a->kcu, q = co / a->cor;
+        uint64_t buf = ((uint64_t)s * a->nranges + q) * a->nu + u;
+        uint64_t d = buf * a->ubo_floats + (uint64_t)(co % a->cor) * a->kcu * a->kk +
+                     (uint64_t)(ci % a->kcu) * a->kk + t;
+        dst[d] = src[((size_t)co * a->cin + ci) * a->kk + t];
+      }
+}
+
+bool conv2d_cpu_supported(const VkPhysicalDeviceLimits *l) {
+  /* 5 images + 1 storage buffer + 8 uniform buffers, 16 KiB of staging. */
+  return l->maxPerStageDescriptorUniformBuffers >= N_UBO &&
+         l->maxPerStageDescriptorStorageImages >= 5 &&
+         l->maxPerStageResources >= 14 && l->maxBoundDescriptorSets >= 1 &&
+         l->maxUniformBufferRange >= 16384 && l->maxComputeSharedMemorySize >= 16384 &&
+         l->minUniformBufferOffsetAlignment <= 64 * sizeof(float);
+}
+
+void conv2d_cpu(graph *g, gtensor x, gweight w, gweight b, gtensor y,
+                const conv2d_params *p) {
+  ddpm_context *ctx = graph_context(g);
+  int cout = y.c;
+  cpu_plan a = plan(x.c, cout, p->k, ctx ? ctx->limits.maxUniformBufferRange : 65536);
+  char tag[48];
+  g_snprintf(tag, sizeof tag, "conv-cpu-%d-%d-%d", a.kcu, a.nu, a.cor);
+  uint64_t nbuf = (uint64_t)a.nslices * a.nranges * a.nu;
+  gweight wt = wstore_derive(graph_weights(g), w, tag, nbuf * a.ubo_floats,
+                             block_weights, &a);
+  const int tw = MIN(y.w, TILE_W), th = MIN(y.h, MAX(1, TILE_PIXELS / tw));
+  uint32_t tiles_x = vk_div_up(y.w, tw), tiles_img = tiles_x * vk_div_up(y.h, th);
+  uint64_t tiles = (uint64_t)y.n * tiles_img;
+  for (int s = 0; s < a.nslices; s++) {
+    for (int q = 0; q < a.nranges; q++) {
+      conv2d_cpu_push pc = {
+        .cin = x.c, .h = x.h, .w = x.w, .cout = cout, .ho = y.h, .wo = y.w,
+        .pad_t = p->pad_t, .pad_l = p->pad_l,
+        .tiles_x = tiles_x, .tiles_img = tiles_img, .tiles = (uint32_t)tiles,
+        .c0 = (uint32_t)(s * a.kc), .co0 = (uint32_t)(q * a.cor), .cor = (uint32_t)a.cor,
+        .first = s == 0, .last = s == a.nslices - 1,
+        .has_vec = p->vec != NULL, .has_res = p->residual != NULL,
+        .out_scale = p->out_scale != 0.0f ? p->out_scale : 1.0f,
+      };
+      int nco = MIN(a.cor, cout - q * a.cor);
+      gnode nd = {
+        .op = p->k == 1 ? "conv1x1_cpu" : p->k == 3 ? "conv3x3_cpu" : "conv_cpu",
+        .spirv = spv_conv2d_cpu, .spirv_size = sizeof spv_conv2d_cpu,
+        .spec = {(uint32_t)a.wg, (uint32_t)p->k, (uint32_t)p->stride, (uint32_t)a.kc,
+                 (uint32_t)th, (uint32_t)tw, (uint32_t)a.nu},
+        .n_spec = 7,
+        .n_bind = 6 + N_UBO,
+        .bind = {gb_tensor_image(x), gb_tensor_image(y), gb_weight_image(b),
+                 gb_tensor_image(p->vec ? *p->vec : x),
+                 gb_tensor_image(p->residual ? *p->residual : x), gb_tensor(y)},
+        .writes = 5,
+        .push_size = sizeof pc,
+        .flops = 2.0 * x.n * nco * y.h * y.w * MIN(a.kc, x.c - s * a.kc) * a.kk,
+      };
+      /* Buffers past nu repeat the first: the shader declares all eight. */
+      uint64_t buf0 = ((uint64_t)s * a.nranges + q) * a.nu;
+      for (int u = 0; u < N_UBO; u++)
+        nd.bind[6 + u] = gb_weight_uniform(wt, (buf0 + (u < a.nu ? u : 0)) * a.ubo_floats,
+                                           a.ubo_floats);
+      memcpy(nd.push, &pc, sizeof pc);
+      nd.groups[0] = (uint32_t)MIN(tiles, 65535);
+      nd.groups[1] = vk_div_up(nco, a.wg);
+      nd.groups[2] = vk_div_up(tiles, nd.groups[0]);
+      graph_add(g, &nd);
+    }
+  }
+}

@@ -1,0 +1,140 @@
+#version 450
+// 2-D convolution for CPU devices (lavapipe): one dispatch adds the
+// contribution of KC input channels to one range of output channels;
+// ops/conv2d_cpu.c records (cin / KC) x (ranges) of them.
+//
+// How llvmpipe (Mesa's JIT behind lavapipe) compiles a shader decides this
+// shape.  It runs SIMD-width invocations as one vector.  Outside every loop
+// and branch, a shared-memory read at a constant address is one scalar
+// load folded into the multiply as a broadcast, and a uniform-buffer read
+// at per-lane offsets is an inline gather; inside a loop or branch the same
+// reads go lane by lane.  So:
+//  - one invocation is one output channel and keeps a TH x TW tile of
+//    output pixels in registers;
+//  - the workgroup stages the input tile of its KC channels into shared
+//    memory, and every tap reads it at constant offsets (a broadcast);
+//  - weights come from up to 8 uniform buffers of at most 64 KiB, one vec4
+//    (4 consecutive taps of the lane's channel) per gather;
+//  - after the staging, no loop or branch: the KC x KS x KS taps are
+//    unrolled (the body is large; Mesa caches the compiled code).
+// Epilogue in torch's order: bias (+ vec) on the first slice, the slices'
+// sum, then (res + y) / out_scale after the last.
+#extension GL_EXT_control_flow_attributes : require
+layout(local_size_x_id = 0) in;                // output channels per workgroup
+
+layout(constant_id = 1) const uint KS = 3;     // kernel size
+layout(constant_id = 2) const uint STRIDE = 1;
+layout(constant_id = 3) const uint KC = 32;    // input channels per dispatch
+layout(constant_id = 4) const uint TH = 2;     // output tile rows
+layout(constant_id = 5) const uint TW = 8;     // output tile columns
+layout(constant_id = 6) const uint NU = 8;     // uniform buffers used
+const uint KK = KS * KS;
+const uint KCU = KC / NU;                      // input channels per buffer
+const uint K4 = KCU * KK / 4;                  // vec4s per channel and buffer
+const uint IH = (TH - 1) * STRIDE + KS, IW = (TW - 1) * STRIDE + KS;
+const uint TILE = KC * IH * IW;
+
+layout(binding = 0, r32f) uniform readonly imageBuffer x;    // [n, cin, h, w]
+layout(binding = 1, r32f) uniform readonly imageBuffer part; // y so far
+layout(binding = 2, r32f) uniform readonly imageBuffer bias; // [cout]
+layout(binding = 3, r32f) uniform readonly imageBuffer vec;  // [n, cout] or unused
+layout(binding = 4, r32f) uniform readonly imageBuffer res;  // [n, cout, ho, wo] or unused
+layout(std430, binding = 5) writeonly buffer Y { float y[]; };
+// Weights of input channels u * KCU .. u * KCU + KCU - 1 of this slice,
+// [output channel of the range][K4] vec4s: vec4 k / 4 holds weights
+// k .. k + 3, k = channel * KK + tap.
+layout(binding = 6) uniform W0 { vec4 w0[4096]; };
+layout(binding = 7) uniform W1 { vec4 w1[4096]; };
+layout(binding = 8) uniform W2 { vec4 w2[4096]; };
+layout(binding = 9) uniform W3 { vec4 w3[4096]; };
+layout(binding = 10) uniform W4 { vec4 w4[4096]; };
+layout(binding = 11) uniform W5 { vec4 w5[4096]; };
+layout(binding = 12) uniform W6 { vec4 w6[4096]; };
+layout(binding = 13) uniform W7 { vec4 w7[4096]; };
+
+layout(push_constant) uniform Push {
+  uint cin, h, w, cout, ho, wo;
+  int pad_t, pad_l;
+  uint tiles_x, tiles_img, tiles; // tiles per row, per image, in all
+  uint c0, co0;                   // first input and output channel
+  uint cor;                       // output channels of this range
+  uint first, last, has_vec, has_res;
+  float out_scale;
+} p;
+
+shared float xs[TILE];
+
+vec4 weights(uint u, uint i) {
+  switch (u) { // a constant once unrolled
+  case 0: return w0[i];
+  case 1: return w1[i];
+  case 2: return w2[i];
+  case 3: return w3[i];
+  case 4: return w4[i];
+  case 5: return w5[i];
+  case 6: return w6[i];
+  default: return w7[i];
+  }
+}
+
+void main() {
+  uint lid = gl_LocalInvocationID.x;
+  uint tile = min(gl_WorkGroupID.z * gl_NumWorkGroups.x + gl_WorkGroupID.x, p.tiles - 1);
+  uint nb = tile / p.tiles_img, t = tile % p.tiles_img;
+  uint oy0 = (t / p.tiles_x) * TH, ox0 = (t % p.tiles_x) * TW;
+  int iy0 = int(oy0 * STRIDE) - p.pad_t, ix0 = int(ox0 * STRIDE) - p.pad_l;
+
+  // Stage the input tile, zero outside the image and past cin.
+  uint xb = (nb * p.cin + p.c0) * p.h * p.w;
+  [[unroll]] for (uint i = 0; i < (TILE + gl_WorkGroupSize.x - 1) / gl_WorkGroupSize.x; i++) {
+    uint e = i * gl_WorkGroupSize.x + lid;
+    if (e < TILE) {
+      uint ci = e / (IH * IW), r = e % (IH * IW);
+      int iy = iy0 + int(r / IW), ix = ix0 + int(r % IW);
+      bool ok = p.c0 + ci < p.cin && iy >= 0 && iy < int(p.h) && ix >= 0 && ix < int(p.w);
+      float v = imageLoad(x, ok ? int(xb + ci * p.h * p.w) + iy * int(p.w) + ix : 0).x;
+      xs[e] = ok ? v : 0.0;
+    }
+  }
+  barrier();
+
+  uint wcol = gl_WorkGroupID.y * gl_WorkGroupSize.x + lid;
+  float acc[TH * TW];
+  [[unroll]] for (uint j = 0; j < TH * TW; j++) acc[j] = 0.0;
+  [[unroll]] for (uint ci = 0; ci < KC; ci++) {
+    uint u = ci / KCU, kb = (ci % KCU) * KK;
+    float wv[KK];
+    [[unroll]] for (uint t = 0; t < KK; t++)
+      wv[t] = weights(u, wcol * K4 + (kb + t) / 4)[(kb + t) % 4];
+    [[unroll]] for (uint ky = 0; ky < KS; ky++)
+      [[unroll]] for (uint kx = 0; kx < KS; kx++)
+        [[unroll]] for (uint ty = 0; ty < TH; ty++)
+          [[unroll]] for (uint tx = 0; tx < TW; tx++)
+            acc[ty * TW + tx] += wv[ky * KS + kx] *
+              xs[(ci * IH + ty * STRIDE + ky) * IW + tx * STRIDE + kx];
+  }
+
+  uint co = p.co0 + wcol;
+  uint cc = min(co, p.cout - 1);
+  uint obase = (nb * p.cout + cc) * p.ho * p.wo;
+  float init = imageLoad(bias, int(cc)).x;
+  float vv = imageLoad(vec, p.has_vec != 0 ? int(nb * p.cout + cc) : 0).x;
+  init = p.has_vec != 0 ? init + vv : init;
+  bool apply_res = p.last != 0 && p.has_res != 0;
+  [[unroll]] for (uint ty = 0; ty < TH; ty++) {
+    [[unroll]] for (uint tx = 0; tx < TW; tx++) {
+      uint oy = min(oy0 + ty, p.ho - 1), ox = min(ox0 + tx, p.wo - 1);
+      int o = int(obase + oy * p.wo + ox);
+      float prev = imageLoad(part, p.first != 0 ? 0 : o).x;
+      float v = (p.first != 0 ? init : prev) + acc[ty * TW + tx];
+      float rv = imageLoad(res, apply_res ? o : 0).x;
+      acc[ty * TW + tx] = apply_res ? (rv + v) / p.out_scale : v;
+    }
+  }
+  if (co < p.cout && wcol < p.cor) {
+    [[unroll]] for (uint ty = 0; ty < TH; ty++)
+      [[unroll]] for (uint tx = 0; tx < TW; tx++)
+        if (oy0 + ty < p.ho && ox0 + tx < p.wo)
+          y[obase + (oy0 + ty) * p.wo + ox0 + tx] = acc[ty * TW + tx];
+  }
+}
