@@ -4,7 +4,8 @@
  *
  * Loads the model, runs one forward to build and warm up the graph, then N
  * more, and prints one JSON line: device, parameters, batch, mean and best
- * seconds per forward, peak device memory and the weights' size.  The
+ * seconds per forward, peak device memory, the weights' size, and the set-up
+ * time (loading, then the first forward, which compiles the shaders).  The
  * numbers are for comparison within one run (tools/bench/bench.py). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +32,9 @@ int main(int argc, char **argv) {
   ddpm_context_params cp = ddpm_context_default_params();
   cp.device = device;
   ddpm_context *ctx = ddpm_context_new(&cp, &err);
+  gint64 t_load = g_get_monotonic_time();
   ddpm_model *m = ctx ? ddpm_model_load(ctx, dir, &err) : NULL;
+  double load_s = (g_get_monotonic_time() - t_load) / 1e6;
   if (!m) {
     fprintf(stderr, "ddpm-bench: %s\n", err->message);
     g_error_free(err);
@@ -47,7 +50,9 @@ int main(int argc, char **argv) {
   int64_t *t = g_new(int64_t, batch);
   for (int b = 0; b < batch; b++) t[b] = 500;
   double best = 1e30, sum = 0;
+  gint64 t_first = g_get_monotonic_time();
   bool ok = ddpm_model_forward(m, x, t, batch, s, s, eps, &err);
+  double first_s = (g_get_monotonic_time() - t_first) / 1e6;
   for (int i = 0; ok && i < iters; i++) {
     gint64 t0 = g_get_monotonic_time();
     ok = ddpm_model_forward(m, x, t, batch, s, s, eps, &err);
@@ -59,10 +64,11 @@ int main(int argc, char **argv) {
     printf("{\"device\": \"%s\", \"model\": \"%s\", \"params\": %" G_GUINT64_FORMAT
            ", \"size\": %d, \"batch\": %d, \"iters\": %d, \"mean_s\": %.4f, "
            "\"best_s\": %.4f, \"peak_device_bytes\": %" G_GUINT64_FORMAT
-           ", \"weight_bytes\": %" G_GUINT64_FORMAT ", \"gflop\": %.4f}\n",
+           ", \"weight_bytes\": %" G_GUINT64_FORMAT ", \"gflop\": %.4f"
+           ", \"load_s\": %.3f, \"first_forward_s\": %.3f}\n",
            ddpm_context_device(ctx)->name, dir, info.n_params, s, batch, iters,
            sum / iters, best, ddpm_model_peak_device_bytes(m), info.weight_bytes,
-           info.forward_flops * batch / 1e9);
+           info.forward_flops * batch / 1e9, load_s, first_s);
   else
     fprintf(stderr, "ddpm-bench: %s\n", err->message);
   g_clear_error(&err);
