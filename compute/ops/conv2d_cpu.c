@@ -15,10 +15,13 @@ typedef struct {
   float out_scale;
 } conv2d_cpu_push;
 
-/* The shader's eight uniform buffers of weights, and its output tile: 16
- * pixels (accumulator registers) per output channel, 8 wide so that lanes
- * never straddle a row of the 8..256-wide images of diffusion U-Nets. */
-enum { N_UBO = 8, TILE_PIXELS = 16, TILE_W = 8, MAX_WG = 64 };
+/* The shader's eight uniform buffers of weights and its output tile of
+ * 2 x 8 pixels (accumulator registers) per channel, fixed: every variant
+ * costs about a second of compile time per process, so narrow images leave
+ * part of the tile idle rather than getting variants of their own.  A
+ * workgroup has 64 output channels, or 32 where 64 would leave more than
+ * an eighth of them idle (32 and 96 channels). */
+enum { N_UBO = 8, TILE_H = 2, TILE_W = 8, WG_MAX = 64, WG_MIN = 32 };
 
 /* Blocking of one weight; it depends on the weight's shape and the device
  * only, so every graph of a model asks for the same layout. */
@@ -39,12 +42,11 @@ static cpu_plan plan(int cin, int cout, int k, uint32_t max_ubo_bytes) {
   a.kc = a.nu * a.kcu;
   a.nslices = (cin + a.kc - 1) / a.kc;
   uint32_t ubo_floats = MIN(max_ubo_bytes, 65536u) / sizeof(float);
-  int max_cor = (int)(ubo_floats / ((uint32_t)a.kcu * a.kk)) / 8 * 8;
+  int max_cor = (int)(ubo_floats / ((uint32_t)a.kcu * a.kk));
   a.nranges = (cout + max_cor - 1) / max_cor;
   int per = (cout + a.nranges - 1) / a.nranges;
-  a.wg = MIN(MAX_WG, (per + 7) / 8 * 8);
-  a.cor = (per + a.wg - 1) / a.wg * a.wg;
-  if (a.cor > max_cor) a.cor = max_cor / a.wg * a.wg;
+  a.wg = (per + WG_MAX - 1) / WG_MAX * WG_MAX - per > per / 8 ? WG_MIN : WG_MAX;
+  a.cor = MIN((per + a.wg - 1) / a.wg * a.wg, max_cor / a.wg * a.wg);
   a.nranges = (cout + a.cor - 1) / a.cor;
   a.ubo_floats = ((uint64_t)a.kcu * a.kk * a.cor + 63) / 64 * 64;
   return a;
@@ -67,7 +69,8 @@ static void block_weights(const float *src, float *dst, const void *arg) {
 }
 
 bool conv2d_cpu_supported(const VkPhysicalDeviceLimits *l) {
-  /* 5 images + 1 storage buffer + 8 uniform buffers, 16 KiB of staging. */
+  /* 5 images + 1 storage buffer + 8 uniform buffers, 16 KiB of staging,
+   * a range of at least one workgroup's weights. */
   return l->maxPerStageDescriptorUniformBuffers >= N_UBO &&
          l->maxPerStageDescriptorStorageImages >= 5 &&
          l->maxPerStageResources >= 14 && l->maxBoundDescriptorSets >= 1 &&
@@ -85,8 +88,7 @@ void conv2d_cpu(graph *g, gtensor x, gweight w, gweight b, gtensor y,
   uint64_t nbuf = (uint64_t)a.nslices * a.nranges * a.nu;
   gweight wt = wstore_derive(graph_weights(g), w, tag, nbuf * a.ubo_floats,
                              block_weights, &a);
-  const int tw = MIN(y.w, TILE_W), th = MIN(y.h, MAX(1, TILE_PIXELS / tw));
-  uint32_t tiles_x = vk_div_up(y.w, tw), tiles_img = tiles_x * vk_div_up(y.h, th);
+  uint32_t tiles_x = vk_div_up(y.w, TILE_W), tiles_img = tiles_x * vk_div_up(y.h, TILE_H);
   uint64_t tiles = (uint64_t)y.n * tiles_img;
   for (int s = 0; s < a.nslices; s++) {
     for (int q = 0; q < a.nranges; q++) {
@@ -103,8 +105,8 @@ void conv2d_cpu(graph *g, gtensor x, gweight w, gweight b, gtensor y,
       gnode nd = {
         .op = p->k == 1 ? "conv1x1_cpu" : p->k == 3 ? "conv3x3_cpu" : "conv_cpu",
         .spirv = spv_conv2d_cpu, .spirv_size = sizeof spv_conv2d_cpu,
-        .spec = {(uint32_t)a.wg, (uint32_t)p->k, (uint32_t)p->stride, (uint32_t)a.kc,
-                 (uint32_t)th, (uint32_t)tw, (uint32_t)a.nu},
+        .spec = {(uint32_t)a.wg, (uint32_t)p->k, (uint32_t)p->stride, (uint32_t)a.kc, TILE_H, TILE_W,
+                 (uint32_t)a.nu},
         .n_spec = 7,
         .n_bind = 6 + N_UBO,
         .bind = {gb_tensor_image(x), gb_tensor_image(y), gb_weight_image(b),
