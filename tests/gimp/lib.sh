@@ -33,6 +33,7 @@ gimp_setup() {
   # rebuilds exactly what changed.
   local stage=$root/src/.gimp-ddpm.new dst=$root/src/gimp-ddpm f
   rm -rf "$stage"
+  mkdir -p "$root/src" # a new root has none yet
   # Copies made before this scheme kept the tree's file times: start afresh.
   [ -f "$root/src/.gimp-ddpm-by-content" ] || rm -rf "$dst"
   touch "$root/src/.gimp-ddpm-by-content"
@@ -134,7 +135,7 @@ gimp_batch() {
 # gimp_overlay's stamp, which misses deletions) is sorted into
 #   - GIMP's own places in each HOME: ~/.config/GIMP, ~/.cache/gimp and its
 #     libraries' caches ~/.cache/babl, ~/.cache/gegl-0.4 (the tile swap),
-#     ~/.local/share/gegl-0.4: fine;
+#     ~/.local/share/gegl-0.4, and its temporary folder /tmp/gimp: fine;
 #   - the Vulkan driver's shader cache in HOME (Mesa's ~/.cache/mesa_shader_cache
 #     and mesa_shader_cache_db; every Vulkan or GL program gets one, size
 #     capped by Mesa, MESA_SHADER_CACHE_DISABLE=true turns it off): not written
@@ -153,6 +154,9 @@ gimp_writes_check() {
   [ -n "$writes_upper" ] || changed=(-cnewer "$writes_stamp" \( "${changed[@]}" \))
   while IFS= read -r -d '' p; do
     rel=${p#.}
+    case $rel in
+      /tmp/gimp | /tmp/gimp/*) gimp=$((gimp + 1)); continue ;;
+    esac
     for h in $homes; do
       case $rel in
         "$h"/.config/GIMP | "$h"/.config/GIMP/* | "$h"/.cache/gimp | "$h"/.cache/gimp/* | \
@@ -173,7 +177,7 @@ gimp_writes_check() {
   done < <(cd "${writes_upper:-$root}" && find . -xdev \( \( "${prune[@]}" \) -prune \) -o \
              \( "${changed[@]}" \) -print0)
   echo "gimp tests: written during the GIMP runs: $gimp files in GIMP's own places" \
-       "(~/.config/GIMP, ~/.cache/{gimp,babl,gegl-0.4}, ~/.local/share/gegl-0.4)" >&2
+       "(~/.config/GIMP, ~/.cache/{gimp,babl,gegl-0.4}, ~/.local/share/gegl-0.4, /tmp/gimp)" >&2
   if [ ${#driver[@]} -gt 0 ]; then
     local d sizes=
     for d in $(printf '%s\n' "${driver[@]}" | grep -oE '^.*/\.cache/mesa_shader_cache(_db)?' |
