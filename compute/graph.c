@@ -254,8 +254,11 @@ static vk_binding resolve(graph *g, gbind b) {
     vb.offset += b.first * sizeof(float);
     vb.range = b.count * sizeof(float);
   } else if (b.how != VK_BIND_STORAGE) {
+    /* Whole texels: rounding up stays inside the tensor's or weight's
+     * VK_SUBALLOC_ALIGN-sized slot. */
     vb.texel_format = b.texels == 4 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
-    vb.range -= vb.range % (b.texels * sizeof(float));
+    VkDeviceSize texel = b.texels * sizeof(float);
+    vb.range = (vb.range + texel - 1) / texel * texel;
   }
   return vb;
 }

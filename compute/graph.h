@@ -46,6 +46,9 @@ static inline gbind gb_tensor_image(gtensor t) {
 static inline gbind gb_weight_image(gweight w) {
   return (gbind){GBIND_WEIGHT, w.id, VK_BIND_STORAGE_TEXEL, 1, 0, 0};
 }
+static inline gbind gb_tensor_image4(gtensor t) {
+  return (gbind){GBIND_TENSOR, t.id, VK_BIND_STORAGE_TEXEL, 4, 0, 0};
+}
 /* `first` must be a multiple of 64 (the device's uniform buffer offset
  * alignment, at most 256 bytes, is checked at start). */
 static inline gbind gb_weight_uniform(gweight w, uint64_t first, uint64_t count) {

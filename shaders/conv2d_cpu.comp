@@ -28,10 +28,17 @@ layout(constant_id = 3) const uint KC = 32;    // input channels per dispatch
 layout(constant_id = 4) const uint TH = 2;     // output tile rows
 layout(constant_id = 5) const uint TW = 8;     // output tile columns
 layout(constant_id = 6) const uint NU = 8;     // uniform buffers used
+layout(constant_id = 7) const bool V4 = true;  // rows in whole vec4s (w % 4 == 0)
+layout(constant_id = 8) const uint PAD = 1;    // left padding (V4 only)
 const uint KK = KS * KS;
 const uint KCU = KC / NU;                      // input channels per buffer
 const uint K4 = KCU * KK / 4;                  // vec4s per channel and buffer
-const uint IH = (TH - 1) * STRIDE + KS, IW = (TW - 1) * STRIDE + KS;
+const uint IH = (TH - 1) * STRIDE + KS;        // staged input rows
+// Staged input columns: exactly the tile's, or with V4 a span of whole
+// vec4s starting PAD4 - PAD before the tile's first input column.
+const uint PAD4 = (PAD + 3) / 4 * 4;
+const uint OFF = V4 ? PAD4 - PAD : 0;
+const uint IW = V4 ? ((TW - 1) * STRIDE + KS + OFF + 3) / 4 * 4 : (TW - 1) * STRIDE + KS;
 const uint TILE = KC * IH * IW;
 
 layout(binding = 0, r32f) uniform readonly imageBuffer x;    // [n, cin, h, w]
@@ -51,6 +58,12 @@ layout(binding = 10) uniform W4 { vec4 w4[4096]; };
 layout(binding = 11) uniform W5 { vec4 w5[4096]; };
 layout(binding = 12) uniform W6 { vec4 w6[4096]; };
 layout(binding = 13) uniform W7 { vec4 w7[4096]; };
+// With V4 (wo % 4 == 0), part, res and y are read and written 4 pixels at a
+// time: a lane-by-lane store then moves 4 floats per lane, not 1.
+layout(binding = 14, rgba32f) uniform readonly imageBuffer part4;
+layout(binding = 15, rgba32f) uniform readonly imageBuffer res4;
+layout(std430, binding = 16) writeonly buffer Y4 { vec4 y4[]; };
+layout(binding = 17, rgba32f) uniform readonly imageBuffer x4;
 
 layout(push_constant) uniform Push {
   uint cin, h, w, cout, ho, wo;
@@ -62,7 +75,10 @@ layout(push_constant) uniform Push {
   float out_scale;
 } p;
 
-shared float xs[TILE];
+shared float xs[V4 ? 1 : TILE];
+shared vec4 xs4[V4 ? TILE / 4 : 1];
+
+float staged(uint i) { return V4 ? xs4[i / 4][i % 4] : xs[i]; }
 
 vec4 weights(uint u, uint i) {
   switch (u) { // a constant once unrolled
@@ -86,14 +102,28 @@ void main() {
 
   // Stage the input tile, zero outside the image and past cin.
   uint xb = (nb * p.cin + p.c0) * p.h * p.w;
-  [[unroll]] for (uint i = 0; i < (TILE + gl_WorkGroupSize.x - 1) / gl_WorkGroupSize.x; i++) {
-    uint e = i * gl_WorkGroupSize.x + lid;
-    if (e < TILE) {
-      uint ci = e / (IH * IW), r = e % (IH * IW);
-      int iy = iy0 + int(r / IW), ix = ix0 + int(r % IW);
-      bool ok = p.c0 + ci < p.cin && iy >= 0 && iy < int(p.h) && ix >= 0 && ix < int(p.w);
-      float v = imageLoad(x, ok ? int(xb + ci * p.h * p.w) + iy * int(p.w) + ix : 0).x;
-      xs[e] = ok ? v : 0.0;
+  if (V4) {
+    int col0 = int(ox0 * STRIDE) - int(PAD4);
+    [[unroll]] for (uint i = 0; i < (TILE / 4 + gl_WorkGroupSize.x - 1) / gl_WorkGroupSize.x; i++) {
+      uint e = i * gl_WorkGroupSize.x + lid;
+      if (e < TILE / 4) {
+        uint ci = e / (IH * IW / 4), r = e % (IH * IW / 4);
+        int iy = iy0 + int(r / (IW / 4)), ix = col0 + 4 * int(r % (IW / 4));
+        bool ok = p.c0 + ci < p.cin && iy >= 0 && iy < int(p.h) && ix >= 0 && ix < int(p.w);
+        vec4 v = imageLoad(x4, ok ? (int(xb + ci * p.h * p.w) + iy * int(p.w) + ix) / 4 : 0);
+        xs4[e] = ok ? v : vec4(0.0);
+      }
+    }
+  } else {
+    [[unroll]] for (uint i = 0; i < (TILE + gl_WorkGroupSize.x - 1) / gl_WorkGroupSize.x; i++) {
+      uint e = i * gl_WorkGroupSize.x + lid;
+      if (e < TILE) {
+        uint ci = e / (IH * IW), r = e % (IH * IW);
+        int iy = iy0 + int(r / IW), ix = ix0 + int(r % IW);
+        bool ok = p.c0 + ci < p.cin && iy >= 0 && iy < int(p.h) && ix >= 0 && ix < int(p.w);
+        float v = imageLoad(x, ok ? int(xb + ci * p.h * p.w) + iy * int(p.w) + ix : 0).x;
+        xs[e] = ok ? v : 0.0;
+      }
     }
   }
   barrier();
@@ -111,7 +141,7 @@ void main() {
         [[unroll]] for (uint ty = 0; ty < TH; ty++)
           [[unroll]] for (uint tx = 0; tx < TW; tx++)
             acc[ty * TW + tx] += wv[ky * KS + kx] *
-              xs[(ci * IH + ty * STRIDE + ky) * IW + tx * STRIDE + kx];
+              staged((ci * IH + ty * STRIDE + ky) * IW + tx * STRIDE + kx + OFF);
   }
 
   uint co = p.co0 + wcol;
@@ -121,6 +151,29 @@ void main() {
   float vv = imageLoad(vec, p.has_vec != 0 ? int(nb * p.cout + cc) : 0).x;
   init = p.has_vec != 0 ? init + vv : init;
   bool apply_res = p.last != 0 && p.has_res != 0;
+  if (V4) {
+    [[unroll]] for (uint ty = 0; ty < TH; ty++) {
+      [[unroll]] for (uint q = 0; q < TW / 4; q++) {
+        uint oy = min(oy0 + ty, p.ho - 1), ox = min(ox0 + 4 * q, p.wo - 4);
+        int o4 = int(obase + oy * p.wo + ox) / 4;
+        vec4 prev = imageLoad(part4, p.first != 0 ? 0 : o4);
+        vec4 rv = imageLoad(res4, apply_res ? o4 : 0);
+        [[unroll]] for (uint i = 0; i < 4; i++) {
+          float v = (p.first != 0 ? init : prev[i]) + acc[ty * TW + 4 * q + i];
+          acc[ty * TW + 4 * q + i] = apply_res ? (rv[i] + v) / p.out_scale : v;
+        }
+      }
+    }
+    if (co < p.cout && wcol < p.cor) {
+      [[unroll]] for (uint ty = 0; ty < TH; ty++)
+        [[unroll]] for (uint q = 0; q < TW / 4; q++)
+          if (oy0 + ty < p.ho && ox0 + 4 * q < p.wo)
+            y4[(obase + (oy0 + ty) * p.wo + ox0) / 4 + q] =
+              vec4(acc[ty * TW + 4 * q], acc[ty * TW + 4 * q + 1],
+                   acc[ty * TW + 4 * q + 2], acc[ty * TW + 4 * q + 3]);
+    }
+    return;
+  }
   [[unroll]] for (uint ty = 0; ty < TH; ty++) {
     [[unroll]] for (uint tx = 0; tx < TW; tx++) {
       uint oy = min(oy0 + ty, p.ho - 1), ox = min(ox0 + tx, p.wo - 1);

@@ -131,6 +131,11 @@ static void test_conv2d(void) {
     conv_case(1, 8, 6, 6, 500, 3, 1, 1, 1, 1, 1, false, true, 1.0f);  /* 2 ranges */
     conv_case(2, 200, 4, 4, 24, 1, 1, 0, 0, 0, 0, true, false, 0);    /* 1x1, 4 slices */
     conv_case(1, 40, 17, 9, 16, 3, 2, 0, 0, 1, 1, false, false, 0);   /* stride 2, 2 slices */
+    /* Widths a multiple of 4: the CPU kernel's vec4 staging and epilogue. */
+    conv_case(1, 36, 12, 8, 500, 3, 1, 1, 1, 1, 1, true, true, 0.5f); /* 2 ranges */
+    conv_case(2, 33, 16, 16, 20, 3, 2, 1, 1, 1, 1, false, true, 1.0f); /* stride 2 */
+    conv_case(1, 9, 16, 12, 12, 3, 2, 0, 0, 1, 1, true, false, 0);    /* pad 0,1 */
+    conv_case(1, 70, 4, 4, 96, 1, 1, 0, 0, 0, 0, false, true, 1.0f);  /* 1x1 */
   }
   g_unsetenv("DDPM_KERNELS");
 }
@@ -162,6 +167,8 @@ static void test_groupnorm(void) {
     groupnorm_case(1, 6, 33, 31, 3, true); /* more elements than threads */
     groupnorm_case(2, 4, 1, 1, 4, false);  /* one element per group */
     groupnorm_case(1, 64, 9, 9, 32, true); /* more groups than a workgroup */
+    groupnorm_case(2, 96, 8, 4, 32, true); /* rows of whole vec4s, SiLU */
+    groupnorm_case(1, 3, 1, 1, 3, true);   /* fewer elements than a vec4 */
   }
   g_unsetenv("DDPM_KERNELS");
 }

@@ -69,11 +69,11 @@ static void block_weights(const float *src, float *dst, const void *arg) {
 }
 
 bool conv2d_cpu_supported(const VkPhysicalDeviceLimits *l) {
-  /* 5 images + 1 storage buffer + 8 uniform buffers, 16 KiB of staging,
+  /* 8 images + 2 storage buffers + 8 uniform buffers, 16 KiB of staging,
    * a range of at least one workgroup's weights. */
   return l->maxPerStageDescriptorUniformBuffers >= N_UBO &&
-         l->maxPerStageDescriptorStorageImages >= 5 &&
-         l->maxPerStageResources >= 14 && l->maxBoundDescriptorSets >= 1 &&
+         l->maxPerStageDescriptorStorageImages >= 8 &&
+         l->maxPerStageResources >= 18 && l->maxBoundDescriptorSets >= 1 &&
          l->maxUniformBufferRange >= 16384 && l->maxComputeSharedMemorySize >= 16384 &&
          l->minUniformBufferOffsetAlignment <= 64 * sizeof(float);
 }
@@ -88,6 +88,9 @@ void conv2d_cpu(graph *g, gtensor x, gweight w, gweight b, gtensor y,
   uint64_t nbuf = (uint64_t)a.nslices * a.nranges * a.nu;
   gweight wt = wstore_derive(graph_weights(g), w, tag, nbuf * a.ubo_floats,
                              block_weights, &a);
+  /* Input and output rows in whole vec4s (then so is every tensor's size
+   * and offset); the staging then starts 4 columns early at most. */
+  const uint32_t v4 = y.w % 4 == 0 && x.w % 4 == 0 && p->pad_l <= 4;
   uint32_t tiles_x = vk_div_up(y.w, TILE_W), tiles_img = tiles_x * vk_div_up(y.h, TILE_H);
   uint64_t tiles = (uint64_t)y.n * tiles_img;
   for (int s = 0; s < a.nslices; s++) {
@@ -106,9 +109,9 @@ void conv2d_cpu(graph *g, gtensor x, gweight w, gweight b, gtensor y,
         .op = p->k == 1 ? "conv1x1_cpu" : p->k == 3 ? "conv3x3_cpu" : "conv_cpu",
         .spirv = spv_conv2d_cpu, .spirv_size = sizeof spv_conv2d_cpu,
         .spec = {(uint32_t)a.wg, (uint32_t)p->k, (uint32_t)p->stride, (uint32_t)a.kc, TILE_H, TILE_W,
-                 (uint32_t)a.nu},
-        .n_spec = 7,
-        .n_bind = 6 + N_UBO,
+                 (uint32_t)a.nu, v4, v4 ? (uint32_t)p->pad_l : 0},
+        .n_spec = 9,
+        .n_bind = 6 + N_UBO + 4,
         .bind = {gb_tensor_image(x), gb_tensor_image(y), gb_weight_image(b),
                  gb_tensor_image(p->vec ? *p->vec : x),
                  gb_tensor_image(p->residual ? *p->residual : x), gb_tensor(y)},
@@ -121,6 +124,11 @@ void conv2d_cpu(graph *g, gtensor x, gweight w, gweight b, gtensor y,
       for (int u = 0; u < N_UBO; u++)
         nd.bind[6 + u] = gb_weight_uniform(wt, (buf0 + (u < a.nu ? u : 0)) * a.ubo_floats,
                                            a.ubo_floats);
+      /* The vec4 views, read only with v4. */
+      nd.bind[6 + N_UBO] = gb_tensor_image4(y);
+      nd.bind[7 + N_UBO] = gb_tensor_image4(p->residual ? *p->residual : x);
+      nd.bind[8 + N_UBO] = gb_tensor(y);
+      nd.bind[9 + N_UBO] = gb_tensor_image4(x);
       memcpy(nd.push, &pc, sizeof pc);
       nd.groups[0] = (uint32_t)MIN(tiles, 65535);
       nd.groups[1] = vk_div_up(nco, a.wg);

@@ -26,32 +26,40 @@ gtensor op_groupnorm(graph *g, gtensor x, gweight gamma, gweight beta,
   memcpy(nd.push, &pc, sizeof pc);
   ddpm_context *ctx = graph_context(g);
   if (ops_use_cpu_kernels(g, 0) && (!ctx || ctx->subgroup_arith)) {
-    /* Statistics per (n, group), then an elementwise pass. */
+    /* Statistics per (n, group), then an elementwise pass; both read 4
+     * elements at a time when rows come in whole vec4s (then so does every
+     * tensor's size, and a group). */
+    const bool v4 = pc.hw % 4 == 0;
     gtensor st = graph_tensor(g, x.n, groups * 2, 1, 1);
     nd.op = "groupnorm_stats";
     nd.spirv = spv_groupnorm_stats_direct;
     nd.spirv_size = sizeof spv_groupnorm_stats_direct;
-    nd.n_bind = 2;
-    nd.bind[0] = gb_tensor_texels(x, 1);
-    nd.bind[1] = gb_tensor(st);
-    nd.writes = 1;
+    nd.n_bind = 3;
+    nd.bind[0] = gb_tensor_image(x);
+    nd.bind[1] = gb_tensor_image4(x);
+    nd.bind[2] = gb_tensor(st);
+    nd.writes = 2;
     /* A workgroup is one subgroup: its size, known when recording. */
     nd.spec[0] = ctx ? ctx->info.subgroup_size : 8;
-    nd.n_spec = 1;
+    nd.spec[1] = v4;
+    nd.n_spec = 2;
     graph_groups_1d((uint64_t)x.n * groups, 1, nd.groups);
     graph_add(g, &nd);
     nd.op = "groupnorm";
-    nd.n_spec = 0;
+    nd.spec[0] = v4 ? 4 : 1;
+    nd.n_spec = 1;
     nd.spirv = spv_groupnorm_apply_direct;
     nd.spirv_size = sizeof spv_groupnorm_apply_direct;
-    nd.n_bind = 5;
-    nd.bind[0] = gb_tensor_texels(x, 1);
-    nd.bind[1] = gb_tensor_texels(st, 1);
-    nd.bind[2] = gb_weight_texels(gamma, 1);
-    nd.bind[3] = gb_weight_texels(beta, 1);
-    nd.bind[4] = gb_tensor(y);
-    nd.writes = 4;
-    graph_groups_1d(gtensor_count(x), 64, nd.groups);
+    nd.n_bind = 7;
+    nd.bind[0] = gb_tensor_image(x);
+    nd.bind[1] = gb_tensor_image4(x);
+    nd.bind[2] = gb_tensor_image(st);
+    nd.bind[3] = gb_weight_image(gamma);
+    nd.bind[4] = gb_weight_image(beta);
+    nd.bind[5] = gb_tensor(y);
+    nd.bind[6] = gb_tensor(y);
+    nd.writes = 5;
+    graph_groups_1d(gtensor_count(x) / (v4 ? 4 : 1), 64, nd.groups);
     graph_add(g, &nd);
     return y;
   }

@@ -111,9 +111,9 @@ typedef struct {
 
 /* ---- kernels ----------------------------------------------------------- */
 
-#define VK_MAX_BINDINGS 16
+#define VK_MAX_BINDINGS 20
 #define VK_MAX_PUSH 128
-#define VK_MAX_SPEC 8
+#define VK_MAX_SPEC 12
 
 struct vk_kernel {
   const uint32_t *spirv;
