@@ -45,7 +45,8 @@ static cpu_plan plan(int cin, int cout, int k, uint32_t max_ubo_bytes) {
   int max_cor = (int)(ubo_floats / ((uint32_t)a.kcu * a.kk));
   a.nranges = (cout + max_cor - 1) / max_cor;
   int per = (cout + a.nranges - 1) / a.nranges;
-  a.wg = (per + WG_MAX - 1) / WG_MAX * WG_MAX - per > per / 8 ? WG_MIN : WG_MAX;
+  a.wg = (per + WG_MAX - 1) / WG_MAX * WG_MAX - per > per / 8 || max_cor < WG_MAX ? WG_MIN
+                                                                               : WG_MAX;
   a.cor = MIN((per + a.wg - 1) / a.wg * a.wg, max_cor / a.wg * a.wg);
   a.nranges = (cout + a.cor - 1) / a.cor;
   a.ubo_floats = ((uint64_t)a.kcu * a.kk * a.cor + 63) / 64 * 64;
@@ -68,14 +69,16 @@ static void block_weights(const float *src, float *dst, const void *arg) {
       }
 }
 
-bool conv2d_cpu_supported(const VkPhysicalDeviceLimits *l) {
+bool conv2d_cpu_supported(const VkPhysicalDeviceLimits *l, int k) {
   /* 8 images + 2 storage buffers + 8 uniform buffers, 16 KiB of staging,
-   * a range of at least one workgroup's weights. */
-  return l->maxPerStageDescriptorUniformBuffers >= N_UBO &&
+   * a buffer range holding at least one workgroup's weights. */
+  uint32_t ubo_bytes = MIN(l ? l->maxUniformBufferRange : 65536u, 65536u);
+  if ((uint64_t)(k == 1 ? 8 : 4) * k * k * WG_MIN * sizeof(float) > ubo_bytes) return false;
+  return !l || (l->maxPerStageDescriptorUniformBuffers >= N_UBO &&
          l->maxPerStageDescriptorStorageImages >= 8 &&
          l->maxPerStageResources >= 18 && l->maxBoundDescriptorSets >= 1 &&
          l->maxUniformBufferRange >= 16384 && l->maxComputeSharedMemorySize >= 16384 &&
-         l->minUniformBufferOffsetAlignment <= 64 * sizeof(float);
+         l->minUniformBufferOffsetAlignment <= 64 * sizeof(float));
 }
 
 void conv2d_cpu(graph *g, gtensor x, gweight w, gweight b, gtensor y,
