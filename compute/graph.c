@@ -291,9 +291,10 @@ static bool record(graph *g, GError **err) {
       d.bindings[b] = resolve(g, nd->bind[b]);
       uint64_t texels = nd->bind[b].texels
         ? d.bindings[b].range / (nd->bind[b].texels * sizeof(float)) : 0;
-      /* Ops size their uniform ranges from these limits. */
+      /* Ops size and place their uniform ranges by these rules. */
       g_return_val_if_fail(nd->bind[b].how != VK_BIND_UNIFORM ||
-                           (d.bindings[b].range <= ctx->limits.maxUniformBufferRange &&
+                           (nd->bind[b].first % 64 == 0 &&
+                            d.bindings[b].range <= ctx->limits.maxUniformBufferRange &&
                             (nd->bind[b].first + nd->bind[b].count) * sizeof(float) <=
                               wstore_binding(g->weights, nd->bind[b].id).range), false);
       if (texels > ctx->limits.maxTexelBufferElements) {

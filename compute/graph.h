@@ -37,9 +37,6 @@ static inline gbind gb_weight(gweight w) { return (gbind){GBIND_WEIGHT, w.id, VK
 static inline gbind gb_tensor_texels(gtensor t, int per_texel) {
   return (gbind){GBIND_TENSOR, t.id, VK_BIND_UNIFORM_TEXEL, per_texel, 0, 0};
 }
-static inline gbind gb_weight_texels(gweight w, int per_texel) {
-  return (gbind){GBIND_WEIGHT, w.id, VK_BIND_UNIFORM_TEXEL, per_texel, 0, 0};
-}
 static inline gbind gb_tensor_image(gtensor t) {
   return (gbind){GBIND_TENSOR, t.id, VK_BIND_STORAGE_TEXEL, 1, 0, 0};
 }

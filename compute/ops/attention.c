@@ -41,7 +41,7 @@ gtensor op_attention(graph *g, gtensor q, gtensor k, gtensor v, int heads) {
   /* CPU kernels: blocks of rows (scores) or channels (apply) per workgroup,
    * 2 tokens per invocation, lx invocations (fewer for few tokens). */
   const uint32_t blk = 16, px = 2;
-  const bool cpu = ops_use_cpu_kernels(g, 0);
+  const bool cpu = ops_use_cpu_kernels(g);
   uint32_t lx = MIN(64, (vk_div_up(tokens, px) + 7) / 8 * 8);
   const int v4 = tokens % 4 == 0 ? 4 : 1; /* q, s, v as vec4 texels */
   if (cpu) {

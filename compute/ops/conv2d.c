@@ -19,7 +19,7 @@ gtensor op_conv2d(graph *g, gtensor x, gweight w, gweight b, int cout,
   gtensor y = graph_tensor(g, x.n, cout, ho, wo);
   /* The uniform-buffer kernel on CPUs, the tiled GEMM on GPUs. */
   ddpm_context *ctx = graph_context(g);
-  if (ops_use_cpu_kernels(g, 0) && conv2d_cpu_supported(ctx ? &ctx->limits : NULL, p->k)) {
+  if (ops_use_cpu_kernels(g) && conv2d_cpu_supported(ctx ? &ctx->limits : NULL, p->k)) {
     conv2d_cpu(g, x, w, b, y, p);
     return y;
   }

@@ -38,17 +38,17 @@ static cpu_plan plan(int cin, int cout, int k, uint32_t max_ubo_bytes) {
   cpu_plan a = {.cin = cin, .cout = cout, .kk = k * k};
   /* A vec4 holds 4 consecutive (channel, tap) weights: kcu * kk % 4 == 0. */
   a.kcu = k == 1 ? 8 : 4;
-  a.nu = MIN(N_UBO, (cin + a.kcu - 1) / a.kcu);
+  a.nu = MIN(N_UBO, (int)vk_div_up(cin, a.kcu));
   a.kc = a.nu * a.kcu;
-  a.nslices = (cin + a.kc - 1) / a.kc;
+  a.nslices = (int)vk_div_up(cin, a.kc);
   uint32_t ubo_floats = MIN(max_ubo_bytes, 65536u) / sizeof(float);
   int max_cor = (int)(ubo_floats / ((uint32_t)a.kcu * a.kk));
-  a.nranges = (cout + max_cor - 1) / max_cor;
-  int per = (cout + a.nranges - 1) / a.nranges;
+  a.nranges = (int)vk_div_up(cout, max_cor);
+  int per = (int)vk_div_up(cout, a.nranges);
   a.wg = (per + WG_MAX - 1) / WG_MAX * WG_MAX - per > per / 8 || max_cor < WG_MAX ? WG_MIN
                                                                                : WG_MAX;
   a.cor = MIN((per + a.wg - 1) / a.wg * a.wg, max_cor / a.wg * a.wg);
-  a.nranges = (cout + a.cor - 1) / a.cor;
+  a.nranges = (int)vk_div_up(cout, a.cor);
   a.ubo_floats = ((uint64_t)a.kcu * a.kk * a.cor + 63) / 64 * 64;
   return a;
 }

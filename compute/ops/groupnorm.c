@@ -25,7 +25,7 @@ gtensor op_groupnorm(graph *g, gtensor x, gweight gamma, gweight beta,
   };
   memcpy(nd.push, &pc, sizeof pc);
   ddpm_context *ctx = graph_context(g);
-  if (ops_use_cpu_kernels(g, 0) && (!ctx || ctx->subgroup_arith)) {
+  if (ops_use_cpu_kernels(g) && (!ctx || ctx->subgroup_arith)) {
     /* Statistics per (n, group), then an elementwise pass; both read 4
      * elements at a time when rows come in whole vec4s (then so does every
      * tensor's size, and a group). */

@@ -6,12 +6,11 @@
 #include "graph.h"
 
 /* Whether ops record their CPU-device kernels (see variant.c): on a CPU
- * device unless DDPM_KERNELS=gpu, on any device with DDPM_KERNELS=cpu, and
- * only when a weight of `weight_texels` texels fits a texel buffer.  The
+ * device unless DDPM_KERNELS=gpu, on any device with DDPM_KERNELS=cpu.  The
  * answer must not depend on the batch: it fixes the weights' layout for
  * every graph of a model (activations too large for a texel buffer are
  * refused by graph_compile instead). */
-bool ops_use_cpu_kernels(graph *g, uint64_t weight_texels);
+bool ops_use_cpu_kernels(graph *g);
 
 /* Convolution with square kernel k, weights [cout, x.c, k, k], bias [cout].
  * Padding is per side (diffusers' asymmetric downsample pad is 0,1,0,1).

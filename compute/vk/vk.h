@@ -90,10 +90,10 @@ void vk_buffer_destroy(ddpm_context *ctx, vk_buffer *b);
 
 /* How a shader binding reads its buffer.  On lavapipe (llvmpipe) the
  * choice decides the speed: inside any loop or branch a storage buffer is
- * read one SIMD lane at a time behind branches; a texel fetch or image load
- * is a vector gather, but inside a function call that spills every vector
- * register; a uniform buffer read at per-lane offsets is an inline gather
- * (at most maxUniformBufferRange bytes, 64 KiB there). */
+ * read one SIMD lane at a time behind branches; a texel fetch is a vector
+ * gather inside a function call that spills every vector register; an image
+ * load is an inline gather, and so is a uniform buffer read at per-lane
+ * offsets (at most maxUniformBufferRange bytes, 64 KiB there). */
 typedef enum {
   VK_BIND_STORAGE,       /* storage buffer (buffer { float x[]; }) */
   VK_BIND_UNIFORM_TEXEL, /* uniform texel buffer (samplerBuffer) */
