@@ -1,6 +1,8 @@
+#include <math.h>
 #include <string.h>
 
 #include "wstore.h"
+#include "model/safetensors.h"
 
 typedef struct {
   uint64_t count;
@@ -91,6 +93,21 @@ gweight wstore_derive(wstore *ws, gweight w, const char *tag, uint64_t count,
     ws->bytes -= vk_align(MAX(src->count, 1) * sizeof(float));
   }
   return d;
+}
+
+bool wstore_fits_f16(const wstore *ws, gweight w) {
+  const entry *e = ENTRY(ws, w.id);
+  if (!e->host) return true;
+  for (uint64_t i = 0; i < e->count; i++)
+    if (isfinite(e->host[i]) && fabsf(e->host[i]) >= 65520.0f) return false; /* rounds to inf */
+  return true;
+}
+
+void wstore_set_f16(float *dst, uint64_t i, float v) {
+  uint32_t word;
+  memcpy(&word, &dst[i / 2], sizeof word);
+  word |= (uint32_t)st_f32_to_f16(v) << (i % 2 * 16);
+  memcpy(&dst[i / 2], &word, sizeof word);
 }
 
 /* Streams the weights image (each array at its offset, padding zero) through

@@ -33,6 +33,16 @@ typedef void (*wstore_fill_fn)(const float *src, float *dst, const void *arg);
 gweight wstore_derive(wstore *ws, gweight w, const char *tag, uint64_t count,
                       wstore_fill_fn fill, const void *arg);
 
+/* Whether every value of `w` survives conversion to IEEE half (no finite
+ * value beyond the half range, 65504); true for a stand-in. */
+bool wstore_fits_f16(const wstore *ws, gweight w);
+
+/* Stores v, rounded to IEEE half (to nearest even), as half number i of
+ * `dst` read as 32-bit words of two halves, the lower 16 bits first (what
+ * GLSL's unpackHalf2x16 returns as .x).  For fill functions of derived
+ * weights that kernels unpack; the word must start zeroed. */
+void wstore_set_f16(float *dst, uint64_t i, float v);
+
 /* Uploads what is not on the device yet and frees the host copies. */
 bool wstore_upload(wstore *ws, GError **err);
 bool wstore_uploaded(const wstore *ws);

@@ -10,7 +10,8 @@
 layout(local_size_x = 256) in;
 
 layout(std430, binding = 0) readonly buffer X { float x[]; };
-layout(std430, binding = 1) readonly buffer Wt { float w[]; };
+// Weights as float32 bits, or with F16 as IEEE halves, two per word.
+layout(std430, binding = 1) readonly buffer Wt { uint w[]; };
 layout(std430, binding = 2) readonly buffer B { float bias[]; };
 layout(std430, binding = 3) readonly buffer V { float vec[]; };
 layout(std430, binding = 4) readonly buffer R { float res[]; };
@@ -26,6 +27,7 @@ layout(push_constant) uniform P {
 // The kernel size is a specialization constant so that splitting k into
 // (ci, ky, kx) divides by constants (integer division is slow on CPUs).
 layout(constant_id = 0) const uint KS = 3;
+layout(constant_id = 1) const bool F16 = false;
 const uint KK = KS * KS;
 const uint TM = 64, TN = 64, TK = 16;
 // vec4 rows so the inner product reads four channels / pixels at once.
@@ -60,7 +62,12 @@ void main() {
     for (uint e = lid; e < TM * TK; e += 256) {
       uint kl = e % TK, ml = e / TK;
       uint co = co0 + ml, kg = k0 + kl;
-      As[kl][ml / 4][ml % 4] = (co < p.cout && kg < ktot) ? w[co * ktot + kg] : 0.0;
+      float v = 0.0;
+      if (co < p.cout && kg < ktot) {
+        uint i = co * ktot + kg;
+        v = F16 ? unpackHalf2x16(w[i / 2])[i % 2] : uintBitsToFloat(w[i]);
+      }
+      As[kl][ml / 4][ml % 4] = v;
     }
     for (uint r4 = 0; r4 < TK / 4; r4++) {
       uint kl = bk + 4 * r4, kg = k0 + kl;

@@ -13,8 +13,9 @@
 //    output pixels in registers;
 //  - the workgroup stages the input tile of its KC channels into shared
 //    memory, and every tap reads it at constant offsets (a broadcast);
-//  - weights come from up to 8 uniform buffers of at most 64 KiB, one vec4
-//    (4 consecutive taps of the lane's channel) per gather;
+//  - weights come from up to 8 uniform buffers of at most 64 KiB, one
+//    uvec4 per gather: 4 consecutive float32 weights (channel, tap) of the
+//    lane's output channel, or with F16 8 IEEE halves, 2 per word;
 //  - after the staging, no loop or branch: the KC x KS x KS taps are
 //    unrolled (the body is large; Mesa caches the compiled code).
 // Epilogue in torch's order: bias (+ vec) on the first slice, the slices'
@@ -30,9 +31,11 @@ layout(constant_id = 5) const uint TW = 8;     // output tile columns
 layout(constant_id = 6) const uint NU = 8;     // uniform buffers used
 layout(constant_id = 7) const bool V4 = true;  // rows in whole vec4s (w % 4 == 0)
 layout(constant_id = 8) const uint PAD = 1;    // left padding (V4 only)
+layout(constant_id = 9) const bool F16 = false; // weights as packed halves
 const uint KK = KS * KS;
 const uint KCU = KC / NU;                      // input channels per buffer
-const uint K4 = KCU * KK / 4;                  // vec4s per channel and buffer
+const uint WPV = F16 ? 8 : 4;                  // weights per uvec4
+const uint K4 = KCU * KK / WPV;                // uvec4s per channel and buffer
 const uint IH = (TH - 1) * STRIDE + KS;        // staged input rows
 // Staged input columns: exactly the tile's, or with V4 a span of whole
 // vec4s starting PAD4 - PAD before the tile's first input column.
@@ -48,16 +51,17 @@ layout(binding = 3, r32f) uniform readonly imageBuffer vec;  // [n, cout] or unu
 layout(binding = 4, r32f) uniform readonly imageBuffer res;  // [n, cout, ho, wo] or unused
 layout(std430, binding = 5) writeonly buffer Y { float y[]; };
 // Weights of input channels u * KCU .. u * KCU + KCU - 1 of this slice,
-// [output channel of the range][K4] vec4s: vec4 k / 4 holds weights
-// k .. k + 3, k = channel * KK + tap.
-layout(binding = 6) uniform W0 { vec4 w0[4096]; };
-layout(binding = 7) uniform W1 { vec4 w1[4096]; };
-layout(binding = 8) uniform W2 { vec4 w2[4096]; };
-layout(binding = 9) uniform W3 { vec4 w3[4096]; };
-layout(binding = 10) uniform W4 { vec4 w4[4096]; };
-layout(binding = 11) uniform W5 { vec4 w5[4096]; };
-layout(binding = 12) uniform W6 { vec4 w6[4096]; };
-layout(binding = 13) uniform W7 { vec4 w7[4096]; };
+// [output channel of the range][K4] uvec4s: uvec4 k / WPV holds weights
+// k .. k + WPV - 1, k = channel * KK + tap (float bits, or two halves per
+// word, the lower first).
+layout(binding = 6) uniform W0 { uvec4 w0[4096]; };
+layout(binding = 7) uniform W1 { uvec4 w1[4096]; };
+layout(binding = 8) uniform W2 { uvec4 w2[4096]; };
+layout(binding = 9) uniform W3 { uvec4 w3[4096]; };
+layout(binding = 10) uniform W4 { uvec4 w4[4096]; };
+layout(binding = 11) uniform W5 { uvec4 w5[4096]; };
+layout(binding = 12) uniform W6 { uvec4 w6[4096]; };
+layout(binding = 13) uniform W7 { uvec4 w7[4096]; };
 // With V4 (wo % 4 == 0), part, res and y are read and written 4 pixels at a
 // time: a lane-by-lane store then moves 4 floats per lane, not 1.
 layout(binding = 14, rgba32f) uniform readonly imageBuffer part4;
@@ -80,7 +84,7 @@ shared vec4 xs4[V4 ? TILE / 4 : 1];
 
 float staged(uint i) { return V4 ? xs4[i / 4][i % 4] : xs[i]; }
 
-vec4 weights(uint u, uint i) {
+uvec4 weights(uint u, uint i) {
   switch (u) { // a constant once unrolled
   case 0: return w0[i];
   case 1: return w1[i];
@@ -91,6 +95,13 @@ vec4 weights(uint u, uint i) {
   case 6: return w6[i];
   default: return w7[i];
   }
+}
+
+// Weight k (channel * KK + tap) of buffer u for output channel wcol; k is a
+// constant once unrolled, so the loads of one uvec4 are one gather.
+float weight(uint u, uint wcol, uint k) {
+  uint word = weights(u, wcol * K4 + k / WPV)[k % WPV / (F16 ? 2 : 1)];
+  return F16 ? unpackHalf2x16(word)[k % 2] : uintBitsToFloat(word);
 }
 
 void main() {
@@ -135,7 +146,7 @@ void main() {
     uint u = ci / KCU, kb = (ci % KCU) * KK;
     float wv[KK];
     [[unroll]] for (uint t = 0; t < KK; t++)
-      wv[t] = weights(u, wcol * K4 + (kb + t) / 4)[(kb + t) % 4];
+      wv[t] = weight(u, wcol, kb + t);
     [[unroll]] for (uint ky = 0; ky < KS; ky++)
       [[unroll]] for (uint kx = 0; kx < KS; kx++)
         [[unroll]] for (uint ty = 0; ty < TH; ty++)

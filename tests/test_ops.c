@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "golden.h"
+#include "model/safetensors.h"
 #include "ops/ops.h"
 #include "ref_ops.h"
 
@@ -95,8 +96,13 @@ static void conv_case(int n, int cin, int hh, int ww, int cout, int k,
   conv2d_params p = {.k = k, .stride = stride, .pad_t = pt, .pad_l = pl,
                      .pad_b = pb, .pad_r = pr, .vec = vec ? &tv : NULL,
                      .residual = res ? &tr : NULL, .out_scale = scale};
-  gtensor y = op_conv2d(h.g, in[0], add_weight(h.ws, wt, (size_t)cout * cin * k * k),
-                        add_weight(h.ws, b, cout), cout, &p);
+  size_t nw = (size_t)cout * cin * k * k;
+  if (ctx->fp16_weights && cin == 9) wt[nw / 2] = 70000.0f; /* beyond half: stays float32 */
+  gweight gw = add_weight(h.ws, wt, nw);
+  gtensor y = op_conv2d(h.g, in[0], gw, add_weight(h.ws, b, cout), cout, &p);
+  /* With fp16 weights the kernel must compute exactly with the rounded ones. */
+  if (ctx->fp16_weights && wstore_fits_f16(h.ws, gw))
+    for (size_t i = 0; i < nw; i++) wt[i] = st_f16_to_f32(st_f32_to_f16(wt[i]));
   g_assert_cmpint(y.h, ==, ho);
   g_assert_cmpint(y.w, ==, wo);
   const float *got = harness_run(&h, y, in, data, n_in);
@@ -104,8 +110,9 @@ static void conv_case(int n, int cin, int hh, int ww, int cout, int k,
   int rho, rwo;
   ref_conv2d(x, n, cin, hh, ww, wt, b, cout, k, stride, pt, pl, pb, pr,
              vec ? v : NULL, res ? r : NULL, scale ? scale : 1, want, &rho, &rwo);
-  char *what = g_strdup_printf("conv2d n%d cin%d %dx%d cout%d k%d s%d pad%d%d%d%d",
-                               n, cin, hh, ww, cout, k, stride, pt, pl, pb, pr);
+  char *what = g_strdup_printf("conv2d n%d cin%d %dx%d cout%d k%d s%d pad%d%d%d%d%s",
+                               n, cin, hh, ww, cout, k, stride, pt, pl, pb, pr,
+                               ctx->fp16_weights ? " fp16" : "");
   check_close(what, got, want, gtensor_count(y), 1e-5);
   g_free(what);
   g_free(want);
@@ -118,8 +125,9 @@ static void conv_case(int n, int cin, int hh, int ww, int cout, int k,
  * channels and tiles all end ragged in some case. */
 static void test_conv2d(void) {
   const char *kernels[] = {"gpu", "cpu"};
-  for (int v = 0; v < 2; v++) {
-    g_setenv("DDPM_KERNELS", kernels[v], TRUE);
+  for (int v = 0; v < 4; v++) {
+    g_setenv("DDPM_KERNELS", kernels[v % 2], TRUE);
+    ctx->fp16_weights = v >= 2; /* halves, packed two per word */
     conv_case(1, 3, 16, 16, 32, 3, 1, 1, 1, 1, 1, false, false, 0);
     conv_case(2, 5, 7, 9, 13, 3, 1, 1, 1, 1, 1, true, true, 1.5f);
     conv_case(3, 7, 9, 5, 6, 1, 1, 0, 0, 0, 0, false, true, 1.0f);
@@ -137,6 +145,7 @@ static void test_conv2d(void) {
     conv_case(1, 9, 16, 12, 12, 3, 2, 0, 0, 1, 1, true, false, 0);    /* pad 0,1 */
     conv_case(1, 70, 4, 4, 96, 1, 1, 0, 0, 0, 0, false, true, 1.0f);  /* 1x1 */
   }
+  ctx->fp16_weights = false;
   g_unsetenv("DDPM_KERNELS");
 }
 

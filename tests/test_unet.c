@@ -7,10 +7,15 @@
 
 #include "golden.h"
 #include "model.h"
+#include "vk/vk.h"
 
 #define TOL 1e-4
+/* With fp16 weights (ddpm_context_params.fp16_weights): the weights'
+ * rounding, 2^-12 relative at most, accumulated through the network. */
+#define TOL_F16 5e-3
 
 static ddpm_context *ctx;
+static double tol = TOL;
 
 typedef struct {
   st_file *golden;
@@ -28,8 +33,8 @@ static void on_probe(const char *name, const float *data, int n, int c, int h,
     float *want = golden_f32(pc->golden, key, NULL);
     double e = rel_max_err(data, want, t->n_elements);
     if (g_test_verbose()) g_printerr("  %-34s %.3g\n", key, e);
-    if (e > TOL) g_printerr("  %s: error %.3g > %.1g\n", key, e, TOL);
-    g_assert_cmpfloat(e, <=, TOL);
+    if (e > tol) g_printerr("  %s: error %.3g > %.1g\n", key, e, tol);
+    g_assert_cmpfloat(e, <=, tol);
     if (e > pc->worst) pc->worst = e;
     pc->compared++;
     g_free(want);
@@ -75,7 +80,7 @@ static float *check_forward(const char *model_dir, st_file *golden, bool probed,
     g_assert_cmpint(pc.compared, ==, count_dbg(golden));
   }
   g_printerr("\n");
-  g_assert_cmpfloat(e, <=, TOL);
+  g_assert_cmpfloat(e, <=, tol);
   g_free(x);
   g_free(want);
   ddpm_model_free(m);
@@ -161,6 +166,37 @@ static void golden_other_kernels(gconstpointer name) {
   g_unsetenv("DDPM_KERNELS");
 }
 
+/* fp16 weights, in both kernel families: within TOL_F16 of diffusers, and
+ * not the float32 result (the halves are really used). */
+static void golden_fp16(gconstpointer name) {
+  char *dir = golden_path(name);
+  if (!dir) return;
+  GError *err = NULL;
+  char *gpath = g_build_filename(dir, "golden.safetensors", NULL);
+  st_file *golden = st_open(gpath, &err);
+  g_assert_no_error(err);
+  float *eps32 = check_forward(dir, golden, false, name);
+  const char *kernels[] = {"gpu", "cpu"};
+  for (int k = 0; k < 2; k++) {
+    g_setenv("DDPM_KERNELS", kernels[k], TRUE);
+    ctx->fp16_weights = true;
+    tol = TOL_F16;
+    char *label = g_strdup_printf("%s (fp16 weights, %s kernels)", (const char *)name, kernels[k]);
+    float *eps16 = check_forward(dir, golden, true, label);
+    ctx->fp16_weights = false;
+    tol = TOL;
+    uint64_t count = st_find(golden, "unet.eps")->n_elements;
+    g_assert_cmpfloat(rel_max_err(eps16, eps32, count), >, 0);
+    g_free(eps16);
+    g_free(label);
+  }
+  g_unsetenv("DDPM_KERNELS");
+  g_free(eps32);
+  st_close(golden);
+  g_free(gpath);
+  g_free(dir);
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   ctx = test_context();
@@ -168,6 +204,8 @@ int main(int argc, char **argv) {
   g_test_add_data_func("/unet/golden/tiny_b", "tiny_b", golden_case);
   g_test_add_data_func("/unet/golden/tiny_b/other_kernels", "tiny_b",
                        golden_other_kernels);
+  g_test_add_data_func("/unet/golden/tiny/fp16", "tiny", golden_fp16);
+  g_test_add_data_func("/unet/golden/tiny_b/fp16", "tiny_b", golden_fp16);
   g_test_add_func("/unet/batch_independence", test_batch_independence);
   int rc = g_test_run();
   return test_context_finish(ctx, rc);

@@ -29,6 +29,7 @@
 #include "png_io.h"
 
 static const char *device_opt;
+static bool fp16_weights_opt;
 
 int fail(GError *err) {
   fprintf(stderr, "ddpm: %s\n", err ? err->message : "failed");
@@ -38,7 +39,7 @@ int fail(GError *err) {
 
 static int usage(void) {
   fprintf(stderr,
-          "usage: ddpm [--device D] COMMAND ...\n"
+          "usage: ddpm [--device D] [--fp16-weights] COMMAND ...\n"
           "  devices                         list Vulkan devices\n"
           "  info MODEL_DIR                  describe a diffusers UNet2DModel folder\n"
           "  eps MODEL_DIR --in IN.safetensors --out OUT.safetensors\n"
@@ -70,13 +71,16 @@ static int usage(void) {
           "  T.safetensors, --previews DIR --every K; see COMMAND --help\n"
           "MODEL: a diffusers folder, an org/name in the Hugging Face cache, or\n"
           "  nothing for the installed default model\n"
-          "--device D: index or name substring (also DDPM_DEVICE)\n");
+          "--device D: index or name substring (also DDPM_DEVICE)\n"
+          "--fp16-weights: convolution weights as halves, half the memory,\n"
+          "  about 1e-3 relative difference (also DDPM_FP16_WEIGHTS=1)\n");
   return 2;
 }
 
 static ddpm_context *open_context(GError **err) {
   ddpm_context_params cp = ddpm_context_default_params();
   cp.device = device_opt;
+  cp.fp16_weights = fp16_weights_opt;
   return ddpm_context_new(&cp, err);
 }
 
@@ -713,6 +717,9 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[i], "--device") && i + 1 < argc) {
       device_opt = argv[i + 1];
       i += 2;
+    } else if (!strcmp(argv[i], "--fp16-weights")) {
+      fp16_weights_opt = true;
+      i++;
     } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
       usage();
       return 0;

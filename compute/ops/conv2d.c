@@ -12,6 +12,10 @@ typedef struct {
   float out_scale;
 } conv2d_push;
 
+static void pack_f16(const float *src, float *dst, const void *count) {
+  for (uint64_t i = 0; i < *(const uint64_t *)count; i++) wstore_set_f16(dst, i, src[i]);
+}
+
 gtensor op_conv2d(graph *g, gtensor x, gweight w, gweight b, int cout,
                   const conv2d_params *p) {
   int ho = (x.h + p->pad_t + p->pad_b - p->k) / p->stride + 1;
@@ -23,6 +27,10 @@ gtensor op_conv2d(graph *g, gtensor x, gweight w, gweight b, int cout,
     conv2d_cpu(g, x, w, b, y, p);
     return y;
   }
+  /* Halves: derived once per weight, in the same order, two per word. */
+  bool f16 = ops_fp16_weights(g, w);
+  uint64_t count = w.count;
+  if (f16) w = wstore_derive(graph_weights(g), w, "f16", (count + 1) / 2, pack_f16, &count);
   conv2d_push pc = {
     .n = x.n, .cin = x.c, .h = x.h, .w = x.w, .cout = cout,
     .ho = ho, .wo = wo, .k = p->k, .stride = p->stride,
@@ -34,7 +42,7 @@ gtensor op_conv2d(graph *g, gtensor x, gweight w, gweight b, int cout,
   gnode nd = {
     .op = "conv2d",
     .spirv = spv_conv2d, .spirv_size = sizeof spv_conv2d,
-    .spec = {(uint32_t)p->k}, .n_spec = 1,
+    .spec = {(uint32_t)p->k, f16}, .n_spec = 2,
     .n_bind = 6,
     .bind = {gb_tensor(x), gb_weight(w), gb_weight(b),
              gb_tensor(p->vec ? *p->vec : x),

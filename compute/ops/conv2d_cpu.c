@@ -27,35 +27,39 @@ enum { N_UBO = 8, TILE_H = 2, TILE_W = 8, WG_MAX = 64, WG_MIN = 32 };
  * only, so every graph of a model asks for the same layout. */
 typedef struct {
   int cin, cout, kk;
+  bool f16;            /* weights as packed halves */
   int kcu, nu, kc;     /* input channels per buffer, buffers, channels per slice */
   int nslices;
   int wg;              /* output channels per workgroup */
   int cor, nranges;    /* output channels per range (padded to wg), ranges */
-  uint64_t ubo_floats; /* one buffer's range, a multiple of 64 floats */
+  uint64_t ubo_floats; /* one buffer's range in 32-bit words, a multiple of 64 */
 } cpu_plan;
 
-static cpu_plan plan(int cin, int cout, int k, uint32_t max_ubo_bytes) {
-  cpu_plan a = {.cin = cin, .cout = cout, .kk = k * k};
-  /* A vec4 holds 4 consecutive (channel, tap) weights: kcu * kk % 4 == 0. */
-  a.kcu = k == 1 ? 8 : 4;
-  a.nu = MIN(N_UBO, (int)vk_div_up(cin, a.kcu));
+static cpu_plan plan(int cin, int cout, int k, bool f16, uint32_t max_ubo_bytes) {
+  cpu_plan a = {.cin = cin, .cout = cout, .kk = k * k, .f16 = f16};
+  /* A uvec4 holds 4 consecutive (channel, tap) weights, 8 as halves:
+   * kcu * kk % (4 or 8) == 0.  Halves put twice the channels in half the
+   * buffers: the same 32 (3x3) or 64 (1x1) channels per dispatch, for half
+   * the gathers. */
+  a.kcu = (k == 1 ? 8 : 4) * (f16 ? 2 : 1);
+  a.nu = MIN(N_UBO / (f16 ? 2 : 1), (int)vk_div_up(cin, a.kcu));
   a.kc = a.nu * a.kcu;
   a.nslices = (int)vk_div_up(cin, a.kc);
-  uint32_t ubo_floats = MIN(max_ubo_bytes, 65536u) / sizeof(float);
-  int max_cor = (int)(ubo_floats / ((uint32_t)a.kcu * a.kk));
+  uint32_t ubo_weights = MIN(max_ubo_bytes, 65536u) / (f16 ? 2 : 4);
+  int max_cor = (int)(ubo_weights / ((uint32_t)a.kcu * a.kk));
   a.nranges = (int)vk_div_up(cout, max_cor);
   int per = (int)vk_div_up(cout, a.nranges);
   a.wg = (per + WG_MAX - 1) / WG_MAX * WG_MAX - per > per / 8 || max_cor < WG_MAX ? WG_MIN
                                                                                : WG_MAX;
   a.cor = MIN((per + a.wg - 1) / a.wg * a.wg, max_cor / a.wg * a.wg);
   a.nranges = (int)vk_div_up(cout, a.cor);
-  a.ubo_floats = ((uint64_t)a.kcu * a.kk * a.cor + 63) / 64 * 64;
+  a.ubo_floats = ((uint64_t)a.kcu * a.kk * a.cor / (f16 ? 2 : 1) + 63) / 64 * 64;
   return a;
 }
 
-/* [cout][cin][kk] -> per (slice, range, buffer) [cor][kcu * kk] floats,
- * i.e. vec4s of 4 consecutive (channel, tap) of one output channel; the
- * padding zero. */
+/* [cout][cin][kk] -> per (slice, range, buffer) [cor][kcu * kk] weights,
+ * i.e. uvec4s of 4 (8 halves) consecutive (channel, tap) of one output
+ * channel; the padding zero. */
 static void block_weights(const float *src, float *dst, const void *arg) {
   const cpu_plan *a = arg;
   for (int co = 0; co < a->cout; co++)
@@ -63,9 +67,12 @@ static void block_weights(const float *src, float *dst, const void *arg) {
       for (int t = 0; t < a->kk; t++) {
         int s = ci / a->kc, u = ci % a->kc / a->kcu, q = co / a->cor;
         uint64_t buf = ((uint64_t)s * a->nranges + q) * a->nu + u;
-        uint64_t d = buf * a->ubo_floats + (uint64_t)(co % a->cor) * a->kcu * a->kk +
-                     (uint64_t)(ci % a->kcu) * a->kk + t;
-        dst[d] = src[((size_t)co * a->cin + ci) * a->kk + t];
+        uint64_t d = (uint64_t)(co % a->cor) * a->kcu * a->kk + (uint64_t)(ci % a->kcu) * a->kk + t;
+        float v = src[((size_t)co * a->cin + ci) * a->kk + t];
+        if (a->f16)
+          wstore_set_f16(dst + buf * a->ubo_floats, d, v);
+        else
+          dst[buf * a->ubo_floats + d] = v;
       }
 }
 
@@ -85,9 +92,10 @@ void conv2d_cpu(graph *g, gtensor x, gweight w, gweight b, gtensor y,
                 const conv2d_params *p) {
   ddpm_context *ctx = graph_context(g);
   int cout = y.c;
-  cpu_plan a = plan(x.c, cout, p->k, ctx ? ctx->limits.maxUniformBufferRange : 65536);
+  cpu_plan a = plan(x.c, cout, p->k, ops_fp16_weights(g, w),
+                    ctx ? ctx->limits.maxUniformBufferRange : 65536);
   char tag[48];
-  g_snprintf(tag, sizeof tag, "conv-cpu-%d-%d-%d", a.kcu, a.nu, a.cor);
+  g_snprintf(tag, sizeof tag, "conv-cpu-%d-%d-%d%s", a.kcu, a.nu, a.cor, a.f16 ? "-f16" : "");
   uint64_t nbuf = (uint64_t)a.nslices * a.nranges * a.nu;
   gweight wt = wstore_derive(graph_weights(g), w, tag, nbuf * a.ubo_floats,
                              block_weights, &a);
@@ -112,8 +120,8 @@ void conv2d_cpu(graph *g, gtensor x, gweight w, gweight b, gtensor y,
         .op = p->k == 1 ? "conv1x1_cpu" : p->k == 3 ? "conv3x3_cpu" : "conv_cpu",
         .spirv = spv_conv2d_cpu, .spirv_size = sizeof spv_conv2d_cpu,
         .spec = {(uint32_t)a.wg, (uint32_t)p->k, (uint32_t)p->stride, (uint32_t)a.kc, TILE_H, TILE_W,
-                 (uint32_t)a.nu, v4, v4 ? (uint32_t)p->pad_l : 0},
-        .n_spec = 9,
+                 (uint32_t)a.nu, v4, v4 ? (uint32_t)p->pad_l : 0, a.f16},
+        .n_spec = 10,
         .n_bind = 6 + N_UBO + 4,
         .bind = {gb_tensor_image(x), gb_tensor_image(y), gb_weight_image(b),
                  gb_tensor_image(p->vec ? *p->vec : x),

@@ -11,6 +11,10 @@
  * every graph of a model (activations too large for a texel buffer are
  * refused by graph_compile instead). */
 bool ops_use_cpu_kernels(graph *g);
+/* Whether an op stores weight w as IEEE halves (converted to float in the
+ * shader): when the context asks for fp16 weights and every value of w
+ * fits the half range (else w stays float32). */
+bool ops_fp16_weights(graph *g, gweight w);
 
 /* Convolution with square kernel k, weights [cout, x.c, k, k], bias [cout].
  * Padding is per side (diffusers' asymmetric downsample pad is 0,1,0,1).

@@ -13,3 +13,8 @@ bool ops_use_cpu_kernels(graph *g) {
   if (env && !strcmp(env, "cpu")) return true;
   return ctx && ddpm_context_device(ctx)->type == DDPM_DEVICE_CPU;
 }
+
+bool ops_fp16_weights(graph *g, gweight w) {
+  ddpm_context *ctx = graph_context(g);
+  return ctx && ctx->fp16_weights && wstore_fits_f16(graph_weights(g), w);
+}

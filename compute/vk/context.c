@@ -268,12 +268,7 @@ static bool create_device(ddpm_context *ctx, GError **err) {
     .queueCount = 1,
     .pQueuePriorities = &prio,
   };
-  VkPhysicalDevice16BitStorageFeatures f16 = {
-    .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES,
-    .storageBuffer16BitAccess = ctx->fp16_weights,
-  };
-  VkPhysicalDeviceFeatures2 f2 = {
-    .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f16};
+  VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
   VkDeviceCreateInfo dci = {
     .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
     .pNext = &f2,
@@ -391,7 +386,7 @@ ddpm_context *ddpm_context_new(const ddpm_context_params *params, GError **err) 
   uint64_t limit;
   if (!read_memory_limit(&limit, err)) goto fail;
   vk_set_memory_limit(ctx, limit);
-  ctx->fp16_weights = p.fp16_weights && ctx->info.fp16_storage;
+  ctx->fp16_weights = p.fp16_weights || env_true("DDPM_FP16_WEIGHTS");
   if (!create_device(ctx, err)) goto fail;
   return ctx;
 

@@ -29,7 +29,7 @@ struct ddpm_context {
   VkPhysicalDeviceMemoryProperties mem_props;
   VkPhysicalDeviceLimits limits;
   ddpm_device_info info;
-  bool fp16_weights; /* requested and supported */
+  bool fp16_weights; /* convolution weights stored as halves (ops_fp16_weights) */
   bool subgroup_arith; /* subgroupAdd etc. in compute shaders */
   unsigned validation_messages;
   uint64_t device_bytes, peak_device_bytes; /* live / peak allocations */

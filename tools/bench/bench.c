@@ -1,6 +1,6 @@
 /* ddpm-bench: time U-Net forwards of a model folder on a Vulkan device.
  *
- *   ddpm-bench MODEL_DIR [--batch B] [--iters N] [--device D]
+ *   ddpm-bench MODEL_DIR [--batch B] [--iters N] [--device D] [--fp16-weights]
  *
  * Loads the model, runs one forward to build and warm up the graph, then N
  * more, and prints one JSON line: device, parameters, batch, mean and best
@@ -16,21 +16,24 @@
 int main(int argc, char **argv) {
   int batch = 1, iters = 3;
   const char *dir = NULL, *device = NULL;
+  bool fp16 = false;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--iters") && i + 1 < argc) iters = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--device") && i + 1 < argc) device = argv[++i];
+    else if (!strcmp(argv[i], "--fp16-weights")) fp16 = true;
     else if (!dir && argv[i][0] != '-') dir = argv[i];
     else dir = NULL, i = argc;
   }
   if (!dir || batch < 1 || batch > 256 || iters < 1 || iters > 1000) {
     fprintf(stderr, "usage: ddpm-bench MODEL_DIR [--batch 1..256] [--iters 1..1000] "
-                    "[--device D]\n");
+                    "[--device D] [--fp16-weights]\n");
     return 2;
   }
   GError *err = NULL;
   ddpm_context_params cp = ddpm_context_default_params();
   cp.device = device;
+  cp.fp16_weights = fp16;
   ddpm_context *ctx = ddpm_context_new(&cp, &err);
   gint64 t_load = g_get_monotonic_time();
   ddpm_model *m = ctx ? ddpm_model_load(ctx, dir, &err) : NULL;

@@ -137,6 +137,8 @@ def main():
                     help="PyTorch thread counts to try; the fastest is the baseline "
                          "(on a shared machine all-core PyTorch can be the slower)")
     ap.add_argument("--device")
+    ap.add_argument("--weights", nargs="*", choices=["fp32", "fp16"], default=["fp32"],
+                    help="Vulkan weight storage modes to time (fp16: --fp16-weights)")
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -155,50 +157,55 @@ def main():
         vk = {}
         for name, model in models:
             for b in a.batch:
-                cmd = [os.path.join(a.build, "tools", "ddpm-bench"), model, "--batch", str(b),
-                       "--iters", str(a.iters)]
-                if a.device:
-                    cmd += ["--device", a.device]
-                run = subprocess.run(cmd, check=True, capture_output=True, text=True,
-                                     env=dict(os.environ, DDPM_PROFILE="1"))
-                vk[(model, b)] = (json.loads(run.stdout), op_profile(run.stderr))
+                for wmode in a.weights:
+                    cmd = [os.path.join(a.build, "tools", "ddpm-bench"), model, "--batch",
+                           str(b), "--iters", str(a.iters)]
+                    if a.device:
+                        cmd += ["--device", a.device]
+                    if wmode == "fp16":
+                        cmd += ["--fp16-weights"]
+                    run = subprocess.run(cmd, check=True, capture_output=True, text=True,
+                                         env=dict(os.environ, DDPM_PROFILE="1"))
+                    vk[(model, b, wmode)] = (json.loads(run.stdout), op_profile(run.stderr))
         runs = torch_runs([m for _, m in models], a.batch, a.iters, a.threads)
     best_ceiling = max(runs, key=lambda r: r[2]["sgemm_gflops"])
     ceiling = best_ceiling[2]["sgemm_gflops"]
-    for name, model in models:
-        for b in a.batch:
-            v, ops = vk[(model, b)]
-            key = f"{model}|{b}"
-            env, th, res = min(runs, key=lambda r: r[2]["forward_s"][key])
-            tm = res["forward_s"][key]
-            total_ms = sum(ms for ms, _ in ops.values()) or 1.0
-            conv3 = [(ms, gf) for op, (ms, gf) in ops.items() if op.startswith("conv3x3")]
-            conv3_ms = sum(ms for ms, _ in conv3)
-            conv3_gflops = sum(gf for _, gf in conv3) / (conv3_ms / 1e3) if conv3_ms else None
-            rows.append(dict(
-                config=name, params_m=v["params"] / 1e6, batch=b, gflop=v["gflop"],
-                vulkan_s=v["mean_s"], torch_s=tm, torch_threads=th,
-                torch_blas=env.get("OPENBLAS_CORETYPE", "as installed"),
-                ratio=v["mean_s"] / tm, vulkan_gflops=v["gflop"] / v["mean_s"],
-                torch_gflops=v["gflop"] / tm, conv3x3_gflops=conv3_gflops,
-                conv3x3_of_ceiling=conv3_gflops / ceiling if conv3_gflops else None,
-                peak_device_mib=v["peak_device_bytes"] / 2**20,
-                weights_mib=v["weight_bytes"] / 2**20, load_s=v.get("load_s"),
-                first_forward_s=v.get("first_forward_s"), device=v["device"],
-                op_shares={k: ms / total_ms for k, (ms, _) in
-                           sorted(ops.items(), key=lambda kv: -kv[1][0])}))
+    for name, model, b, wmode in [(n, m, b, w) for n, m in models for b in a.batch
+                              for w in a.weights]:
+        v, ops = vk[(model, b, wmode)]
+        key = f"{model}|{b}"
+        env, th, res = min(runs, key=lambda r: r[2]["forward_s"][key])
+        tm = res["forward_s"][key]
+        total_ms = sum(ms for ms, _ in ops.values()) or 1.0
+        conv3 = [(ms, gf) for op, (ms, gf) in ops.items() if op.startswith("conv3x3")]
+        conv3_ms = sum(ms for ms, _ in conv3)
+        conv3_gflops = sum(gf for _, gf in conv3) / (conv3_ms / 1e3) if conv3_ms else None
+        rows.append(dict(
+            config=name, params_m=v["params"] / 1e6, batch=b, weights=wmode,
+            gflop=v["gflop"],
+            vulkan_s=v["mean_s"], torch_s=tm, torch_threads=th,
+            torch_blas=env.get("OPENBLAS_CORETYPE", "as installed"),
+            ratio=v["mean_s"] / tm, vulkan_gflops=v["gflop"] / v["mean_s"],
+            torch_gflops=v["gflop"] / tm, conv3x3_gflops=conv3_gflops,
+            conv3x3_of_ceiling=conv3_gflops / ceiling if conv3_gflops else None,
+            peak_device_mib=v["peak_device_bytes"] / 2**20,
+            weights_mib=v["weight_bytes"] / 2**20, load_s=v.get("load_s"),
+            first_forward_s=v.get("first_forward_s"), device=v["device"],
+            op_shares={k: ms / total_ms for k, (ms, _) in
+                       sorted(ops.items(), key=lambda kv: -kv[1][0])}))
     print(f"sgemm ceiling (PyTorch's BLAS, {best_ceiling[1]} threads, "
           f"{best_ceiling[0].get('OPENBLAS_CORETYPE', 'as installed')}): "
           f"{ceiling:.1f} GFLOP/s\n")
-    print("| config | params (M) | batch | GFLOP | Vulkan s | PyTorch s (threads, BLAS) "
+    print("| config | params (M) | batch | weights | GFLOP | Vulkan s | PyTorch s (threads, BLAS) "
           "| ratio | Vulkan GFLOP/s | PyTorch GFLOP/s | 3x3 conv GFLOP/s (of ceiling) "
           "| peak device MiB | weights MiB | top ops (Vulkan time) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         top = ", ".join(f"{k} {v:.0%}" for k, v in list(r["op_shares"].items())[:3])
         conv = (f"{r['conv3x3_gflops']:.1f} ({r['conv3x3_of_ceiling']:.0%})"
                 if r["conv3x3_gflops"] else "-")
-        print(f"| {r['config']} | {r['params_m']:.2f} | {r['batch']} | {r['gflop']:.2f} "
+        print(f"| {r['config']} | {r['params_m']:.2f} | {r['batch']} | {r['weights']} "
+              f"| {r['gflop']:.2f} "
               f"| {r['vulkan_s']:.3f} | {r['torch_s']:.3f} ({r['torch_threads']}, "
               f"{r['torch_blas']}) | {r['ratio']:.2f} "
               f"| {r['vulkan_gflops']:.1f} | {r['torch_gflops']:.1f} | {conv} "
