@@ -72,7 +72,7 @@ layout(binding = 17, rgba32f) uniform readonly imageBuffer x4;
 layout(push_constant) uniform Push {
   uint cin, h, w, cout, ho, wo;
   int pad_t, pad_l;
-  uint tiles_x, tiles_img, tiles; // tiles per row, per image, in all
+  uint tiles_y, nb0;              // tile rows per image, first image
   uint c0, co0;                   // first input and output channel
   uint cor;                       // output channels of this range
   uint first, last, has_vec, has_res;
@@ -106,9 +106,11 @@ float weight(uint u, uint wcol, uint k) {
 
 void main() {
   uint lid = gl_LocalInvocationID.x;
-  uint tile = min(gl_WorkGroupID.z * gl_NumWorkGroups.x + gl_WorkGroupID.x, p.tiles - 1);
-  uint nb = tile / p.tiles_img, t = tile % p.tiles_img;
-  uint oy0 = (t / p.tiles_x) * TH, ox0 = (t % p.tiles_x) * TW;
+  // Workgroups: x tile columns, y output channels, z tile rows of images
+  // nb0 ...; z < 65536, so the float division is exact.
+  uint rows = gl_WorkGroupID.z, img = uint((float(rows) + 0.5) / float(p.tiles_y));
+  uint nb = p.nb0 + img;
+  uint oy0 = (rows - img * p.tiles_y) * TH, ox0 = gl_WorkGroupID.x * TW;
   int iy0 = int(oy0 * STRIDE) - p.pad_t, ix0 = int(ox0 * STRIDE) - p.pad_l;
 
   // Stage the input tile, zero outside the image and past cin.

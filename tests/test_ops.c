@@ -144,6 +144,8 @@ static void test_conv2d(void) {
     conv_case(2, 33, 16, 16, 20, 3, 2, 1, 1, 1, 1, false, true, 1.0f); /* stride 2 */
     conv_case(1, 9, 16, 12, 12, 3, 2, 0, 0, 1, 1, true, false, 0);    /* pad 0,1 */
     conv_case(1, 70, 4, 4, 96, 1, 1, 0, 0, 0, 0, false, true, 1.0f);  /* 1x1 */
+    /* More tile rows than a dispatch's 65535: one dispatch per image. */
+    conv_case(2, 1, 2 * 40000, 8, 4, 3, 1, 1, 1, 1, 1, true, true, 1.0f);
   }
   ctx->fp16_weights = false;
   g_unsetenv("DDPM_KERNELS");

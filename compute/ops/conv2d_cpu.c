@@ -9,7 +9,7 @@
 typedef struct {
   uint32_t cin, h, w, cout, ho, wo;
   int32_t pad_t, pad_l;
-  uint32_t tiles_x, tiles_img, tiles;
+  uint32_t tiles_y, nb0;
   uint32_t c0, co0, cor;
   uint32_t first, last, has_vec, has_res;
   float out_scale;
@@ -102,49 +102,54 @@ void conv2d_cpu(graph *g, gtensor x, gweight w, gweight b, gtensor y,
   /* Input and output rows in whole vec4s (then so is every tensor's size
    * and offset); the staging then starts 4 columns early at most. */
   const uint32_t v4 = y.w % 4 == 0 && x.w % 4 == 0 && p->pad_l <= 4;
-  uint32_t tiles_x = vk_div_up(y.w, TILE_W), tiles_img = tiles_x * vk_div_up(y.h, TILE_H);
-  uint64_t tiles = (uint64_t)y.n * tiles_img;
-  for (int s = 0; s < a.nslices; s++) {
-    for (int q = 0; q < a.nranges; q++) {
-      conv2d_cpu_push pc = {
-        .cin = x.c, .h = x.h, .w = x.w, .cout = cout, .ho = y.h, .wo = y.w,
-        .pad_t = p->pad_t, .pad_l = p->pad_l,
-        .tiles_x = tiles_x, .tiles_img = tiles_img, .tiles = (uint32_t)tiles,
-        .c0 = (uint32_t)(s * a.kc), .co0 = (uint32_t)(q * a.cor), .cor = (uint32_t)a.cor,
-        .first = s == 0, .last = s == a.nslices - 1,
-        .has_vec = p->vec != NULL, .has_res = p->residual != NULL,
-        .out_scale = p->out_scale != 0.0f ? p->out_scale : 1.0f,
-      };
-      int nco = MIN(a.cor, cout - q * a.cor);
-      gnode nd = {
-        .op = p->k == 1 ? "conv1x1_cpu" : p->k == 3 ? "conv3x3_cpu" : "conv_cpu",
-        .spirv = spv_conv2d_cpu, .spirv_size = sizeof spv_conv2d_cpu,
-        .spec = {(uint32_t)a.wg, (uint32_t)p->k, (uint32_t)p->stride, (uint32_t)a.kc, TILE_H, TILE_W,
-                 (uint32_t)a.nu, v4, v4 ? (uint32_t)p->pad_l : 0, a.f16},
-        .n_spec = 10,
-        .n_bind = 6 + N_UBO + 4,
-        .bind = {gb_tensor_image(x), gb_tensor_image(y), gb_weight_image(b),
-                 gb_tensor_image(p->vec ? *p->vec : x),
-                 gb_tensor_image(p->residual ? *p->residual : x), gb_tensor(y)},
-        .writes = 5,
-        .push_size = sizeof pc,
-        .flops = 2.0 * x.n * nco * y.h * y.w * MIN(a.kc, x.c - s * a.kc) * a.kk,
-      };
-      /* Buffers past nu repeat the first: the shader declares all eight. */
-      uint64_t buf0 = ((uint64_t)s * a.nranges + q) * a.nu;
-      for (int u = 0; u < N_UBO; u++)
-        nd.bind[6 + u] = gb_weight_uniform(wt, (buf0 + (u < a.nu ? u : 0)) * a.ubo_floats,
-                                           a.ubo_floats);
-      /* The vec4 views, read only with v4. */
-      nd.bind[6 + N_UBO] = gb_tensor_image4(y);
-      nd.bind[7 + N_UBO] = gb_tensor_image4(p->residual ? *p->residual : x);
-      nd.bind[8 + N_UBO] = gb_tensor(y);
-      nd.bind[9 + N_UBO] = gb_tensor_image4(x);
-      memcpy(nd.push, &pc, sizeof pc);
-      nd.groups[0] = (uint32_t)MIN(tiles, 65535);
-      nd.groups[1] = vk_div_up(nco, a.wg);
-      nd.groups[2] = vk_div_up(tiles, nd.groups[0]);
-      graph_add(g, &nd);
-    }
+  /* Workgroups: x over tile columns, z over tile rows of as many images as
+   * fit 65535 (the shader divides z by tiles_y in float: exact below 2^20). */
+  uint32_t tiles_x = vk_div_up(y.w, TILE_W), tiles_y = vk_div_up(y.h, TILE_H);
+  int per = (int)MIN((uint32_t)y.n, 65535u / tiles_y);
+  g_return_if_fail(tiles_x <= 65535 && per >= 1);
+  for (int nb0 = 0; nb0 < y.n; nb0 += per) {
+    int nimg = MIN(per, y.n - nb0);
+    for (int s = 0; s < a.nslices; s++)
+      for (int q = 0; q < a.nranges; q++) {
+        conv2d_cpu_push pc = {
+          .cin = x.c, .h = x.h, .w = x.w, .cout = cout, .ho = y.h, .wo = y.w,
+          .pad_t = p->pad_t, .pad_l = p->pad_l,
+          .tiles_y = tiles_y, .nb0 = (uint32_t)nb0,
+          .c0 = (uint32_t)(s * a.kc), .co0 = (uint32_t)(q * a.cor), .cor = (uint32_t)a.cor,
+          .first = s == 0, .last = s == a.nslices - 1,
+          .has_vec = p->vec != NULL, .has_res = p->residual != NULL,
+          .out_scale = p->out_scale != 0.0f ? p->out_scale : 1.0f,
+        };
+        int nco = MIN(a.cor, cout - q * a.cor);
+        gnode nd = {
+          .op = p->k == 1 ? "conv1x1_cpu" : p->k == 3 ? "conv3x3_cpu" : "conv_cpu",
+          .spirv = spv_conv2d_cpu, .spirv_size = sizeof spv_conv2d_cpu,
+          .spec = {(uint32_t)a.wg, (uint32_t)p->k, (uint32_t)p->stride, (uint32_t)a.kc, TILE_H, TILE_W,
+                   (uint32_t)a.nu, v4, v4 ? (uint32_t)p->pad_l : 0, a.f16},
+          .n_spec = 10,
+          .n_bind = 6 + N_UBO + 4,
+          .bind = {gb_tensor_image(x), gb_tensor_image(y), gb_weight_image(b),
+                   gb_tensor_image(p->vec ? *p->vec : x),
+                   gb_tensor_image(p->residual ? *p->residual : x), gb_tensor(y)},
+          .writes = 5,
+          .push_size = sizeof pc,
+          .flops = 2.0 * nimg * nco * y.h * y.w * MIN(a.kc, x.c - s * a.kc) * a.kk,
+        };
+        /* Buffers past nu repeat the first: the shader declares all eight. */
+        uint64_t buf0 = ((uint64_t)s * a.nranges + q) * a.nu;
+        for (int u = 0; u < N_UBO; u++)
+          nd.bind[6 + u] = gb_weight_uniform(wt, (buf0 + (u < a.nu ? u : 0)) * a.ubo_floats,
+                                             a.ubo_floats);
+        /* The vec4 views, read only with v4. */
+        nd.bind[6 + N_UBO] = gb_tensor_image4(y);
+        nd.bind[7 + N_UBO] = gb_tensor_image4(p->residual ? *p->residual : x);
+        nd.bind[8 + N_UBO] = gb_tensor(y);
+        nd.bind[9 + N_UBO] = gb_tensor_image4(x);
+        memcpy(nd.push, &pc, sizeof pc);
+        nd.groups[0] = tiles_x;
+        nd.groups[1] = vk_div_up(nco, a.wg);
+        nd.groups[2] = (uint32_t)nimg * tiles_y;
+        graph_add(g, &nd);
+      }
   }
 }
