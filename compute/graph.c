@@ -250,14 +250,13 @@ static vk_binding resolve(graph *g, gbind b) {
                       .range = MAX(t->count, 1) * sizeof(float)};
   }
   vb.kind = b.how;
-  if (b.how == VK_BIND_UNIFORM) {
-    vb.offset += b.first * sizeof(float);
-    vb.range = b.count * sizeof(float);
-  } else if (b.how != VK_BIND_STORAGE) {
+  if (b.how != VK_BIND_STORAGE) {
     /* Whole texels: rounding up stays inside the tensor's or weight's
      * VK_SUBALLOC_ALIGN-sized slot. */
-    vb.texel_format = b.texels == 4 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
-    VkDeviceSize texel = b.texels * sizeof(float);
+    vb.texel_format = b.texels == 4    ? VK_FORMAT_R32G32B32A32_SFLOAT
+                      : b.texels == -4 ? VK_FORMAT_R32G32B32A32_UINT
+                                       : VK_FORMAT_R32_SFLOAT;
+    VkDeviceSize texel = ABS(b.texels) * sizeof(float);
     vb.range = (vb.range + texel - 1) / texel * texel;
   }
   return vb;
@@ -290,13 +289,7 @@ static bool record(graph *g, GError **err) {
     for (uint32_t b = 0; b < nd->n_bind; b++) {
       d.bindings[b] = resolve(g, nd->bind[b]);
       uint64_t texels = nd->bind[b].texels
-        ? d.bindings[b].range / (nd->bind[b].texels * sizeof(float)) : 0;
-      /* Ops size and place their uniform ranges by these rules. */
-      g_return_val_if_fail(nd->bind[b].how != VK_BIND_UNIFORM ||
-                           (nd->bind[b].first % 64 == 0 &&
-                            d.bindings[b].range <= ctx->limits.maxUniformBufferRange &&
-                            (nd->bind[b].first + nd->bind[b].count) * sizeof(float) <=
-                              wstore_binding(g->weights, nd->bind[b].id).range), false);
+        ? d.bindings[b].range / (ABS(nd->bind[b].texels) * sizeof(float)) : 0;
       if (texels > ctx->limits.maxTexelBufferElements) {
         g_set_error(err, DDPM_ERROR, DDPM_ERROR_OUT_OF_MEMORY,
                     "%s: an input of %" G_GUINT64_FORMAT " texels exceeds this "

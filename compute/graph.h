@@ -19,37 +19,34 @@ static inline uint64_t gtensor_count(gtensor t) {
 }
 
 /* What a shader binding refers to, and how it is read (vk_bind_kind: the
- * speed on lavapipe depends on it): as a storage buffer (float[]), as a
- * read-only samplerBuffer or imageBuffer of float (texels 1) or vec4
- * (texels 4) elements, or as a uniform buffer holding `count` floats of a
- * weight from float `first` on. */
+ * speed on lavapipe depends on it): as a storage buffer (float[]), or as a
+ * read-only samplerBuffer or imageBuffer of float (texels 1), vec4
+ * (texels 4) or uvec4 (texels -4) elements. */
 typedef enum { GBIND_TENSOR, GBIND_WEIGHT } gbind_kind;
 typedef struct {
   gbind_kind kind;
   int id;
   vk_bind_kind how;
-  int texels;            /* texel kinds: 1 or 4 floats per texel */
-  uint64_t first, count; /* uniform buffers: the floats bound */
+  int texels; /* texel kinds: 1 or 4 floats per texel (-4: 4 uints) */
 } gbind;
 
-static inline gbind gb_tensor(gtensor t) { return (gbind){GBIND_TENSOR, t.id, VK_BIND_STORAGE, 0, 0, 0}; }
-static inline gbind gb_weight(gweight w) { return (gbind){GBIND_WEIGHT, w.id, VK_BIND_STORAGE, 0, 0, 0}; }
+static inline gbind gb_tensor(gtensor t) { return (gbind){GBIND_TENSOR, t.id, VK_BIND_STORAGE, 0}; }
+static inline gbind gb_weight(gweight w) { return (gbind){GBIND_WEIGHT, w.id, VK_BIND_STORAGE, 0}; }
 static inline gbind gb_tensor_texels(gtensor t, int per_texel) {
-  return (gbind){GBIND_TENSOR, t.id, VK_BIND_UNIFORM_TEXEL, per_texel, 0, 0};
+  return (gbind){GBIND_TENSOR, t.id, VK_BIND_UNIFORM_TEXEL, per_texel};
 }
 static inline gbind gb_tensor_image(gtensor t) {
-  return (gbind){GBIND_TENSOR, t.id, VK_BIND_STORAGE_TEXEL, 1, 0, 0};
+  return (gbind){GBIND_TENSOR, t.id, VK_BIND_STORAGE_TEXEL, 1};
 }
 static inline gbind gb_weight_image(gweight w) {
-  return (gbind){GBIND_WEIGHT, w.id, VK_BIND_STORAGE_TEXEL, 1, 0, 0};
+  return (gbind){GBIND_WEIGHT, w.id, VK_BIND_STORAGE_TEXEL, 1};
 }
 static inline gbind gb_tensor_image4(gtensor t) {
-  return (gbind){GBIND_TENSOR, t.id, VK_BIND_STORAGE_TEXEL, 4, 0, 0};
+  return (gbind){GBIND_TENSOR, t.id, VK_BIND_STORAGE_TEXEL, 4};
 }
-/* `first` must be a multiple of 64 (the device's uniform buffer offset
- * alignment, at most 256 bytes, is checked at start). */
-static inline gbind gb_weight_uniform(gweight w, uint64_t first, uint64_t count) {
-  return (gbind){GBIND_WEIGHT, w.id, VK_BIND_UNIFORM, 0, first, count};
+/* A weight as an imageBuffer of uvec4 (rgba32ui): 4 words per texel. */
+static inline gbind gb_weight_image4u(gweight w) {
+  return (gbind){GBIND_WEIGHT, w.id, VK_BIND_STORAGE_TEXEL, -4};
 }
 
 /* One dispatch, as ops describe it. */

@@ -1,21 +1,23 @@
 #version 450
 // 2-D convolution for CPU devices (lavapipe): one dispatch adds the
-// contribution of KC input channels to one range of output channels;
-// ops/conv2d_cpu.c records (cin / KC) x (ranges) of them.
+// contribution of KC input channels to all output channels;
+// ops/conv2d_cpu.c records cin / KC of them.
 //
 // How llvmpipe (Mesa's JIT behind lavapipe) compiles a shader decides this
 // shape.  It runs SIMD-width invocations as one vector.  Outside every loop
 // and branch, a shared-memory read at a constant address is one scalar
-// load folded into the multiply as a broadcast, and a uniform-buffer read
-// at per-lane offsets is an inline gather; inside a loop or branch the same
-// reads go lane by lane.  So:
+// load folded into the multiply as a broadcast, and an image load at
+// per-lane texels is an inline gather with one bounds check per texel (a
+// uniform buffer checks and gathers every component apart, which made the
+// weights cost 14% more); inside a loop or branch the same reads go lane
+// by lane.  So:
 //  - one invocation is one output channel and keeps a TH x TW tile of
 //    output pixels in registers;
 //  - the workgroup stages the input tile of its KC channels into shared
 //    memory, and every tap reads it at constant offsets (a broadcast);
-//  - weights come from up to 8 uniform buffers of at most 64 KiB, one
-//    uvec4 per gather: 4 consecutive float32 weights (channel, tap) of the
-//    lane's output channel, or with F16 8 IEEE halves, 2 per word;
+//  - weights come from one rgba32ui image, one texel per gather: 4
+//    consecutive float32 weights (channel, tap) of the lane's output
+//    channel, or with F16 8 IEEE halves, 2 per word;
 //  - after the staging, no loop or branch: the KC x KS x KS taps are
 //    unrolled (the body is large; Mesa caches the compiled code).
 // Epilogue in torch's order: bias (+ vec) on the first slice, the slices'
@@ -28,14 +30,12 @@ layout(constant_id = 2) const uint STRIDE = 1;
 layout(constant_id = 3) const uint KC = 32;    // input channels per dispatch
 layout(constant_id = 4) const uint TH = 2;     // output tile rows
 layout(constant_id = 5) const uint TW = 8;     // output tile columns
-layout(constant_id = 6) const uint NU = 8;     // uniform buffers used
-layout(constant_id = 7) const bool V4 = true;  // rows in whole vec4s (w % 4 == 0)
-layout(constant_id = 8) const uint PAD = 1;    // left padding (V4 only)
-layout(constant_id = 9) const bool F16 = false; // weights as packed halves
+layout(constant_id = 6) const bool V4 = true;  // rows in whole vec4s (w % 4 == 0)
+layout(constant_id = 7) const uint PAD = 1;    // left padding (V4 only)
+layout(constant_id = 8) const bool F16 = false; // weights as packed halves
 const uint KK = KS * KS;
-const uint KCU = KC / NU;                      // input channels per buffer
-const uint WPV = F16 ? 8 : 4;                  // weights per uvec4
-const uint K4 = KCU * KK / WPV;                // uvec4s per channel and buffer
+const uint WPV = F16 ? 8 : 4;                  // weights per texel
+const uint K4 = KC * KK / WPV;                 // texels per output channel
 const uint IH = (TH - 1) * STRIDE + KS;        // staged input rows
 // Staged input columns: exactly the tile's, or with V4 a span of whole
 // vec4s starting PAD4 - PAD before the tile's first input column.
@@ -50,33 +50,25 @@ layout(binding = 2, r32f) uniform readonly imageBuffer bias; // [cout]
 layout(binding = 3, r32f) uniform readonly imageBuffer vec;  // [n, cout] or unused
 layout(binding = 4, r32f) uniform readonly imageBuffer res;  // [n, cout, ho, wo] or unused
 layout(std430, binding = 5) writeonly buffer Y { float y[]; };
-// Weights of input channels u * KCU .. u * KCU + KCU - 1 of this slice,
-// [output channel of the range][K4] uvec4s: uvec4 k / WPV holds weights
-// k .. k + WPV - 1, k = channel * KK + tap (float bits, or two halves per
-// word, the lower first).
-layout(binding = 6) uniform W0 { uvec4 w0[4096]; };
-layout(binding = 7) uniform W1 { uvec4 w1[4096]; };
-layout(binding = 8) uniform W2 { uvec4 w2[4096]; };
-layout(binding = 9) uniform W3 { uvec4 w3[4096]; };
-layout(binding = 10) uniform W4 { uvec4 w4[4096]; };
-layout(binding = 11) uniform W5 { uvec4 w5[4096]; };
-layout(binding = 12) uniform W6 { uvec4 w6[4096]; };
-layout(binding = 13) uniform W7 { uvec4 w7[4096]; };
 // With V4 (wo % 4 == 0), part, res and y are read and written 4 pixels at a
 // time: a lane-by-lane store then moves 4 floats per lane, not 1.
-layout(binding = 14, rgba32f) uniform readonly imageBuffer part4;
-layout(binding = 15, rgba32f) uniform readonly imageBuffer res4;
-layout(std430, binding = 16) writeonly buffer Y4 { vec4 y4[]; };
-layout(binding = 17, rgba32f) uniform readonly imageBuffer x4;
+layout(binding = 6, rgba32f) uniform readonly imageBuffer part4;
+layout(binding = 7, rgba32f) uniform readonly imageBuffer res4;
+layout(std430, binding = 8) writeonly buffer Y4 { vec4 y4[]; };
+layout(binding = 9, rgba32f) uniform readonly imageBuffer x4;
+// Weights, per slice [output channel][K4] texels: texel k / WPV holds
+// weights k .. k + WPV - 1 of the slice, k = channel * KK + tap (float
+// bits, or two halves per word, the lower first).
+layout(binding = 10, rgba32ui) uniform readonly uimageBuffer wimg;
 
 layout(push_constant) uniform Push {
   uint cin, h, w, cout, ho, wo;
   int pad_t, pad_l;
   uint tiles_y, nb0;              // tile rows per image, first image
-  uint c0, co0;                   // first input and output channel
-  uint cor;                       // output channels of this range
+  uint c0;                        // first input channel
   uint first, last, has_vec, has_res;
   float out_scale;
+  uint wbase;                     // first texel of this slice's weights
 } p;
 
 shared float xs[V4 ? 1 : TILE];
@@ -84,23 +76,10 @@ shared vec4 xs4[V4 ? TILE / 4 : 1];
 
 float staged(uint i) { return V4 ? xs4[i / 4][i % 4] : xs[i]; }
 
-uvec4 weights(uint u, uint i) {
-  switch (u) { // a constant once unrolled
-  case 0: return w0[i];
-  case 1: return w1[i];
-  case 2: return w2[i];
-  case 3: return w3[i];
-  case 4: return w4[i];
-  case 5: return w5[i];
-  case 6: return w6[i];
-  default: return w7[i];
-  }
-}
-
-// Weight k (channel * KK + tap) of buffer u for output channel wcol; k is a
-// constant once unrolled, so the loads of one uvec4 are one gather.
-float weight(uint u, uint wcol, uint k) {
-  uint word = weights(u, wcol * K4 + k / WPV)[k % WPV / (F16 ? 2 : 1)];
+// Weight k (channel * KK + tap) of the slice for output channel wcol; k is
+// a constant once unrolled, so the loads of one texel are one gather.
+float weight(uint wcol, uint k) {
+  uint word = imageLoad(wimg, int(p.wbase + wcol * K4 + k / WPV))[k % WPV / (F16 ? 2 : 1)];
   return F16 ? unpackHalf2x16(word)[k % 2] : uintBitsToFloat(word);
 }
 
@@ -145,10 +124,9 @@ void main() {
   float acc[TH * TW];
   [[unroll]] for (uint j = 0; j < TH * TW; j++) acc[j] = 0.0;
   [[unroll]] for (uint ci = 0; ci < KC; ci++) {
-    uint u = ci / KCU, kb = (ci % KCU) * KK;
     float wv[KK];
     [[unroll]] for (uint t = 0; t < KK; t++)
-      wv[t] = weight(u, wcol, kb + t);
+      wv[t] = weight(wcol, ci * KK + t);
     [[unroll]] for (uint ky = 0; ky < KS; ky++)
       [[unroll]] for (uint kx = 0; kx < KS; kx++)
         [[unroll]] for (uint ty = 0; ty < TH; ty++)
@@ -157,7 +135,7 @@ void main() {
               staged((ci * IH + ty * STRIDE + ky) * IW + tx * STRIDE + kx + OFF);
   }
 
-  uint co = p.co0 + wcol;
+  uint co = wcol;
   uint cc = min(co, p.cout - 1);
   uint obase = (nb * p.cout + cc) * p.ho * p.wo;
   float init = imageLoad(bias, int(cc)).x;
@@ -177,7 +155,7 @@ void main() {
         }
       }
     }
-    if (co < p.cout && wcol < p.cor) {
+    if (co < p.cout) {
       [[unroll]] for (uint ty = 0; ty < TH; ty++)
         [[unroll]] for (uint q = 0; q < TW / 4; q++)
           if (oy0 + ty < p.ho && ox0 + 4 * q < p.wo)
@@ -197,7 +175,7 @@ void main() {
       acc[ty * TW + tx] = apply_res ? (rv + v) / p.out_scale : v;
     }
   }
-  if (co < p.cout && wcol < p.cor) {
+  if (co < p.cout) {
     [[unroll]] for (uint ty = 0; ty < TH; ty++)
       [[unroll]] for (uint tx = 0; tx < TW; tx++)
         if (oy0 + ty < p.ho && ox0 + tx < p.wo)

@@ -374,8 +374,7 @@ ddpm_context *ddpm_context_new(const ddpm_context_params *params, GError **err) 
                         (sub.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
                         sub.subgroupSize >= 4 && sub.subgroupSize <= 128;
   vkGetPhysicalDeviceMemoryProperties(ctx->phys, &ctx->mem_props);
-  VkDeviceSize align = MAX(ctx->limits.minStorageBufferOffsetAlignment,
-                           ctx->limits.minUniformBufferOffsetAlignment);
+  VkDeviceSize align = ctx->limits.minStorageBufferOffsetAlignment;
   if (align > VK_SUBALLOC_ALIGN) {
     g_set_error(err, DDPM_ERROR, DDPM_ERROR_UNSUPPORTED,
                 "Vulkan device '%s' needs buffer offsets aligned to "

@@ -7,7 +7,6 @@ static const VkDescriptorType descriptor_type[] = {
   [VK_BIND_STORAGE] = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
   [VK_BIND_UNIFORM_TEXEL] = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
   [VK_BIND_STORAGE_TEXEL] = VK_DESCRIPTOR_TYPE_STORAGE_TEXEL_BUFFER,
-  [VK_BIND_UNIFORM] = VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER,
 };
 
 VkDescriptorType vk_descriptor_type(vk_bind_kind kind) { return descriptor_type[kind]; }

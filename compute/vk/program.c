@@ -9,14 +9,14 @@ bool vk_program_begin(ddpm_context *ctx, vk_program *p, uint32_t max_sets,
                       GError **err) {
   memset(p, 0, sizeof *p);
   if (max_sets == 0) max_sets = 1;
-  VkDescriptorPoolSize ps[4];
-  for (int i = 0; i < 4; i++)
+  VkDescriptorPoolSize ps[VK_BIND_KINDS];
+  for (int i = 0; i < VK_BIND_KINDS; i++)
     ps[i] = (VkDescriptorPoolSize){vk_descriptor_type((vk_bind_kind)i),
                                    max_sets * VK_MAX_BINDINGS};
   VkDescriptorPoolCreateInfo dpci = {
     .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
     .maxSets = max_sets,
-    .poolSizeCount = 4,
+    .poolSizeCount = VK_BIND_KINDS,
     .pPoolSizes = ps,
   };
   p->views = g_array_new(FALSE, FALSE, sizeof(VkBufferView));

@@ -92,13 +92,12 @@ void vk_buffer_destroy(ddpm_context *ctx, vk_buffer *b);
  * choice decides the speed: inside any loop or branch a storage buffer is
  * read one SIMD lane at a time behind branches; a texel fetch is a vector
  * gather inside a function call that spills every vector register; an image
- * load is an inline gather, and so is a uniform buffer read at per-lane
- * offsets (at most maxUniformBufferRange bytes, 64 KiB there). */
+ * load is an inline gather. */
 typedef enum {
   VK_BIND_STORAGE,       /* storage buffer (buffer { float x[]; }) */
   VK_BIND_UNIFORM_TEXEL, /* uniform texel buffer (samplerBuffer) */
   VK_BIND_STORAGE_TEXEL, /* storage texel buffer (imageBuffer) */
-  VK_BIND_UNIFORM,       /* uniform buffer */
+  VK_BIND_KINDS
 } vk_bind_kind;
 
 /* A range of a buffer bound to one shader binding. */
