@@ -2,7 +2,10 @@
 // Group norm for CPU devices, second dispatch: y = (x - mean) / std * gamma
 // + beta, then SiLU if asked.  An invocation takes V consecutive elements
 // of one channel (V = 4 when hw % 4 == 0): one vec4 load and store, whose
-// lane-by-lane store on lavapipe then moves 4 floats per lane.
+// lane-by-lane store on lavapipe then moves 4 floats per lane.  Workgroups:
+// x along a channel's row, y (and z past 65535) over the n * c rows, so the
+// channel and group come from the row by float divisions, exact below 2^20
+// (llvmpipe splits an integer division into one per lane).
 #extension GL_GOOGLE_include_directive : require
 layout(local_size_x = 64) in;
 layout(constant_id = 0) const uint V = 1; // 1 or 4
@@ -24,18 +27,20 @@ layout(push_constant) uniform P {
 } p;
 
 void main() {
-  uint i = flat_index();
-  if (i * V >= p.n * p.c * p.hw) return;
-  uint idx = i * V; // first element
-  int ch = int((idx / p.hw) % p.c);
-  int ng = int(idx / (p.c / p.groups * p.hw));
+  uint row = gl_WorkGroupID.z * 65535 + gl_WorkGroupID.y; // n * c + channel
+  uint len = p.hw / V, i = gl_WorkGroupID.x * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
+  if (row >= p.n * p.c || i >= len) return;
+  uint nb = uint((float(row) + 0.5) / float(p.c)), ch = row - nb * p.c;
+  uint cpg = p.c / p.groups, gi = uint((float(ch) + 0.5) / float(cpg));
+  int ng = int(nb * p.groups + gi);
   float mean = imageLoad(stats, 2 * ng).x, rstd = imageLoad(stats, 2 * ng + 1).x;
-  float g = imageLoad(gamma, ch).x, b = imageLoad(beta, ch).x;
+  float g = imageLoad(gamma, int(ch)).x, b = imageLoad(beta, int(ch)).x;
+  uint e = row * len + i; // vec4 index with V = 4, else element
   if (V == 4) {
-    vec4 v = (imageLoad(x4, int(i)) - mean) * rstd * g + b;
-    y4[i] = p.silu != 0 ? v / (1.0 + exp(-v)) : v;
+    vec4 v = (imageLoad(x4, int(e)) - mean) * rstd * g + b;
+    y4[e] = p.silu != 0 ? v / (1.0 + exp(-v)) : v;
   } else {
-    float v = (imageLoad(x, int(idx)).x - mean) * rstd * g + b;
-    y[idx] = p.silu != 0 ? silu(v) : v;
+    float v = (imageLoad(x, int(e)).x - mean) * rstd * g + b;
+    y[e] = p.silu != 0 ? silu(v) : v;
   }
 }

@@ -180,6 +180,7 @@ static void test_groupnorm(void) {
     groupnorm_case(1, 64, 9, 9, 32, true); /* more groups than a workgroup */
     groupnorm_case(2, 96, 8, 4, 32, true); /* rows of whole vec4s, SiLU */
     groupnorm_case(1, 3, 1, 1, 3, true);   /* fewer elements than a vec4 */
+    groupnorm_case(1, 65540, 1, 1, 4, false); /* more rows than 65535 */
   }
   g_unsetenv("DDPM_KERNELS");
 }

@@ -59,7 +59,11 @@ gtensor op_groupnorm(graph *g, gtensor x, gweight gamma, gweight beta,
     nd.bind[5] = gb_tensor(y);
     nd.bind[6] = gb_tensor(y);
     nd.writes = 5;
-    graph_groups_1d(gtensor_count(x) / (v4 ? 4 : 1), 64, nd.groups);
+    uint64_t rows = (uint64_t)x.n * x.c;
+    g_return_val_if_fail(rows < (1u << 20), y); /* the shader's float divisions */
+    nd.groups[0] = vk_div_up(pc.hw / (v4 ? 4 : 1), 64);
+    nd.groups[1] = (uint32_t)MIN(rows, 65535);
+    nd.groups[2] = vk_div_up(rows, 65535);
     graph_add(g, &nd);
     return y;
   }
