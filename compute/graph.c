@@ -262,6 +262,22 @@ static vk_binding resolve(graph *g, gbind b) {
   return vb;
 }
 
+static void record_copy(graph *g, const gnode *nd) {
+  vk_binding src = resolve(g, nd->bind[0]), dst = resolve(g, nd->bind[1]);
+  const gcopy *c = &nd->copy;
+  VkBufferCopy *r = g_new(VkBufferCopy, MAX(c->n, 1));
+  for (uint32_t k = 0; k < c->n; k++)
+    r[k] = (VkBufferCopy){.srcOffset = src.offset + c->src_stride * k * sizeof(float),
+                          .dstOffset = dst.offset + (c->dst_first + c->dst_stride * k) *
+                                                      sizeof(float),
+                          .size = c->len * sizeof(float)};
+  g_assert(c->n == 0 || (c->src_stride * (c->n - 1) + c->len) * sizeof(float) <= src.range);
+  g_assert(c->n == 0 ||
+           (c->dst_first + c->dst_stride * (c->n - 1) + c->len) * sizeof(float) <= dst.range);
+  if (c->n && c->len) vkCmdCopyBuffer(g->program.cb, src.buffer->buf, dst.buffer->buf, c->n, r);
+  g_free(r);
+}
+
 static bool record(graph *g, GError **err) {
   ddpm_context *ctx = g->ctx;
   vk_program *p = &g->program;
@@ -279,6 +295,13 @@ static bool record(graph *g, GError **err) {
   vk_program_barrier(p);
   for (guint i = 0; i < g->nodes->len; i++) {
     gnode *nd = NODE(g, i);
+    if (!nd->spirv) {
+      record_copy(g, nd);
+      vk_program_barrier(p);
+      if (g->prof_pool)
+        vkCmdWriteTimestamp(p->cb, VK_PIPELINE_STAGE_TRANSFER_BIT, g->prof_pool, i + 1);
+      continue;
+    }
     vk_bind_kind kinds[VK_MAX_BINDINGS];
     for (uint32_t b = 0; b < nd->n_bind; b++) kinds[b] = nd->bind[b].how;
     const vk_kernel *k = vk_kernel_get(ctx, nd->spirv, nd->spirv_size,

@@ -49,7 +49,17 @@ static inline gbind gb_weight_image4u(gweight w) {
   return (gbind){GBIND_WEIGHT, w.id, VK_BIND_STORAGE_TEXEL, -4};
 }
 
-/* One dispatch, as ops describe it. */
+/* A copy node's blocks: n blocks of len floats, block k read at
+ * src_stride * k floats into the source and written at dst_first +
+ * dst_stride * k into the destination. */
+typedef struct {
+  uint32_t n;
+  uint64_t len, src_stride, dst_stride, dst_first;
+} gcopy;
+
+/* One dispatch, as ops describe it; or, with spirv NULL, a buffer copy
+ * (vkCmdCopyBuffer, a memcpy on lavapipe) of `copy` from tensor bind[0]
+ * into tensor bind[1] (writes 1). */
 typedef struct {
   const char *op; /* kind, for profiling and messages */
   const uint32_t *spirv;
@@ -63,6 +73,7 @@ typedef struct {
   uint8_t push[VK_MAX_PUSH];
   uint32_t groups[3];
   double flops; /* multiply-adds count 2; for the benchmark's GFLOP/s */
+  gcopy copy;
 } gnode;
 
 typedef struct graph graph;
