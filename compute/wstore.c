@@ -9,6 +9,7 @@ typedef struct {
   float *host;
   uint64_t offset; /* set by the upload */
   bool replaced;   /* by a derived copy: not uploaded */
+  int8_t fits_f16; /* wstore_fits_f16's answer: 0 not asked yet, 1 yes, -1 no */
 } entry;
 
 struct wstore {
@@ -95,12 +96,19 @@ gweight wstore_derive(wstore *ws, gweight w, const char *tag, uint64_t count,
   return d;
 }
 
-bool wstore_fits_f16(const wstore *ws, gweight w) {
-  const entry *e = ENTRY(ws, w.id);
-  if (!e->host) return true;
-  for (uint64_t i = 0; i < e->count; i++)
-    if (isfinite(e->host[i]) && fabsf(e->host[i]) >= 65520.0f) return false; /* rounds to inf */
-  return true;
+bool wstore_fits_f16(wstore *ws, gweight w) {
+  entry *e = ENTRY(ws, w.id);
+  /* Kept: after the upload the host copy is gone, and a later graph must
+   * get the answer (and so the layout) the first one got. */
+  if (!e->fits_f16) {
+    e->fits_f16 = 1;
+    for (uint64_t i = 0; e->host && i < e->count; i++)
+      if (isfinite(e->host[i]) && fabsf(e->host[i]) >= 65520.0f) { /* rounds to inf */
+        e->fits_f16 = -1;
+        break;
+      }
+  }
+  return e->fits_f16 > 0;
 }
 
 void wstore_set_f16(float *dst, uint64_t i, float v) {

@@ -34,8 +34,9 @@ gweight wstore_derive(wstore *ws, gweight w, const char *tag, uint64_t count,
                       wstore_fill_fn fill, const void *arg);
 
 /* Whether every value of `w` survives conversion to IEEE half (no finite
- * value beyond the half range, 65504); true for a stand-in. */
-bool wstore_fits_f16(const wstore *ws, gweight w);
+ * value beyond the half range, 65504); true for a stand-in.  The first
+ * answer, which must come before the upload, is kept for later calls. */
+bool wstore_fits_f16(wstore *ws, gweight w);
 
 /* Stores v, rounded to IEEE half (to nearest even), as half number i of
  * `dst` read as 32-bit words of two halves, the lower 16 bits first (what

@@ -120,7 +120,43 @@ static void conv_case(int n, int cin, int hh, int ww, int cout, int k,
   harness_free(&h);
 }
 
-/* Both kernels (tiled GEMM for GPUs, uniform-buffer kernel for CPUs) on
+/* A later graph of the same weights (their host copies freed by the first
+ * upload) must lay out a weight beyond the half range as the first graph
+ * did: float32, with fp16 weights asked for. */
+static void test_conv2d_fp16_later_graph(void) {
+  const char *kernels[] = {"gpu", "cpu"};
+  for (int v = 0; v < 2; v++) {
+    g_setenv("DDPM_KERNELS", kernels[v], TRUE);
+    ctx->fp16_weights = true;
+    const int cin = 8, cout = 16, hw = 8, k = 3;
+    size_t nw = (size_t)cout * cin * k * k;
+    float *x = rand_array((size_t)cin * hw * hw), *wt = rand_array(nw);
+    float *b = rand_array(cout);
+    wt[3] = 70000.0f;
+    harness h = harness_new();
+    gweight gw = add_weight(h.ws, wt, nw), gb = add_weight(h.ws, b, cout);
+    conv2d_params p = {.k = k, .stride = 1, .pad_t = 1, .pad_l = 1, .pad_b = 1, .pad_r = 1};
+    float *want = g_new(float, (size_t)cout * hw * hw);
+    int rho, rwo;
+    ref_conv2d(x, 1, cin, hw, hw, wt, b, cout, k, 1, 1, 1, 1, 1, NULL, NULL, 1, want, &rho,
+               &rwo);
+    for (int pass = 0; pass < 2; pass++) {
+      gtensor in = graph_input(h.g, 1, cin, hw, hw);
+      gtensor y = op_conv2d(h.g, in, gw, gb, cout, &p);
+      const float *data[1] = {x};
+      check_close("conv2d fp16, weight beyond the half range", harness_run(&h, y, &in, data, 1),
+                  want, gtensor_count(y), 1e-5);
+      graph_free(h.g);
+      h.g = graph_new(ctx, h.ws); /* the second pass: a new graph, weights uploaded */
+    }
+    harness_free(&h);
+    g_free(x); g_free(wt); g_free(b); g_free(want);
+    ctx->fp16_weights = false;
+  }
+  g_unsetenv("DDPM_KERNELS");
+}
+
+/* Both kernels (tiled GEMM for GPUs, register-tiled kernel for CPUs) on
  * every shape; the CPU kernel's slices of input channels, ranges of output
  * channels and tiles all end ragged in some case. */
 static void test_conv2d(void) {
@@ -393,6 +429,7 @@ int main(int argc, char **argv) {
   ctx = test_context();
   rng = g_rand_new_with_seed(42);
   g_test_add_func("/ops/conv2d", test_conv2d);
+  g_test_add_func("/ops/conv2d_fp16_later_graph", test_conv2d_fp16_later_graph);
   g_test_add_func("/ops/groupnorm", test_groupnorm);
   g_test_add_func("/ops/linear", test_linear);
   g_test_add_func("/ops/timestep_embed", test_timestep_embed);

@@ -21,9 +21,9 @@ gtensor op_conv2d(graph *g, gtensor x, gweight w, gweight b, int cout,
   int ho = (x.h + p->pad_t + p->pad_b - p->k) / p->stride + 1;
   int wo = (x.w + p->pad_l + p->pad_r - p->k) / p->stride + 1;
   gtensor y = graph_tensor(g, x.n, cout, ho, wo);
-  /* The uniform-buffer kernel on CPUs, the tiled GEMM on GPUs. */
+  /* The register-tiled kernel on CPUs, the tiled GEMM on GPUs. */
   ddpm_context *ctx = graph_context(g);
-  if (ops_use_cpu_kernels(g) && conv2d_cpu_supported(ctx ? &ctx->limits : NULL, p->k)) {
+  if (ops_use_cpu_kernels(g) && conv2d_cpu_supported(ctx ? &ctx->limits : NULL)) {
     conv2d_cpu(g, x, w, b, y, p);
     return y;
   }

@@ -69,9 +69,8 @@ static void block_weights(const float *src, float *dst, const void *arg) {
       }
 }
 
-bool conv2d_cpu_supported(const VkPhysicalDeviceLimits *l, int k) {
+bool conv2d_cpu_supported(const VkPhysicalDeviceLimits *l) {
   /* 9 images + 2 storage buffers, 16 KiB of staging. */
-  (void)k;
   return !l || (l->maxPerStageDescriptorStorageImages >= 9 &&
                 l->maxPerStageDescriptorStorageBuffers >= 2 &&
                 l->maxPerStageResources >= 11 && l->maxBoundDescriptorSets >= 1 &&
@@ -91,7 +90,8 @@ void conv2d_cpu(graph *g, gtensor x, gweight w, gweight b, gtensor y,
    * and offset); the staging then starts 4 columns early at most. */
   const uint32_t v4 = y.w % 4 == 0 && x.w % 4 == 0 && p->pad_l <= 4;
   /* Workgroups: x over tile columns, z over tile rows of as many images as
-   * fit 65535 (the shader divides z by tiles_y in float: exact below 2^20). */
+   * fit 65535 (the shader divides z by tiles_y in float: exact below 2^20);
+   * so images of up to 131070 rows (the U-Net allows 16384). */
   uint32_t tiles_x = vk_div_up(y.w, TILE_W), tiles_y = vk_div_up(y.h, TILE_H);
   int per = (int)MIN((uint32_t)y.n, 65535u / tiles_y);
   g_return_if_fail(tiles_x <= 65535 && per >= 1 && slice_texels * a.nslices <= INT32_MAX);

@@ -5,8 +5,8 @@
 #include "ops/ops.h"
 
 /* Whether the device (NULL: a graph only planned) has the descriptors and
- * memory the kernel binds for a k x k kernel. */
-bool conv2d_cpu_supported(const VkPhysicalDeviceLimits *limits, int k);
+ * memory the kernel binds. */
+bool conv2d_cpu_supported(const VkPhysicalDeviceLimits *limits);
 
 /* Records y = conv(x) (see op_conv2d) with y already shaped. */
 void conv2d_cpu(graph *g, gtensor x, gweight w, gweight b, gtensor y,
