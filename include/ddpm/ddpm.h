@@ -85,8 +85,8 @@ typedef struct {
    * shaders; arithmetic stays float32.  Halves the weights' device memory,
    * works on every device (no 16-bit storage feature needed); a weight
    * with values beyond the half range stays float32.  The U-Net's output
-   * then differs from float32 weights by about 1e-3 relative (see README,
-   * Precision); models stored in float16 lose nothing.  Also enabled by
+   * then differs from float32 weights by about 1e-3 relative (README, The
+   * CLI, --fp16-weights); models stored in float16 lose nothing.  Also enabled by
    * DDPM_FP16_WEIGHTS=1.  Default false: float32, within 2e-6 of diffusers. */
   bool fp16_weights;
 } ddpm_context_params;
