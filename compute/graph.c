@@ -26,6 +26,7 @@ struct graph {
   vk_program program;
   VkQueryPool prof_pool; /* DDPM_PROFILE: a timestamp after each node */
   GHashTable *prof;      /* op name -> double[3]: milliseconds, dispatches, flops */
+  bool prof_shapes;      /* DDPM_PROFILE=shape: keys are op and output shape */
   int prof_runs;
 };
 
@@ -198,7 +199,8 @@ uint64_t graph_device_bytes(const graph *g) {
   return g->arena_bytes + g->staging_bytes;
 }
 
-/* ---- profiling (DDPM_PROFILE=1): time per op kind, printed at graph_free -- */
+/* ---- profiling (DDPM_PROFILE=1): time per op kind, printed at graph_free;
+ * DDPM_PROFILE=shape splits each kind by output shape (c x h x w). ------- */
 
 static void profile_collect(graph *g) {
   /* The first run includes the driver's lazy shader compilation. */
@@ -208,9 +210,15 @@ static void profile_collect(graph *g) {
   if (vkGetQueryPoolResults(g->ctx->device, g->prof_pool, 0, n, n * sizeof(uint64_t),
                             ts, sizeof(uint64_t), VK_QUERY_RESULT_64_BIT) == VK_SUCCESS) {
     for (guint i = 0; i < g->nodes->len; i++) {
-      const char *op = NODE(g, i)->op;
-      double *acc = g_hash_table_lookup(g->prof, op);
-      if (!acc) g_hash_table_insert(g->prof, (gpointer)op, acc = g_new0(double, 3));
+      const gnode *nd = NODE(g, i);
+      const tensor_info *t = TENSOR(g, nd->bind[nd->writes].id);
+      char *key = g->prof_shapes ? g_strdup_printf("%s %dx%dx%d", nd->op, t->c, t->h, t->w)
+                                 : g_strdup(nd->op);
+      double *acc = g_hash_table_lookup(g->prof, key);
+      if (acc)
+        g_free(key);
+      else
+        g_hash_table_insert(g->prof, key, acc = g_new0(double, 3));
       acc[0] += (ts[i + 1] - ts[i]) * g->ctx->limits.timestampPeriod * 1e-6;
       acc[1] += 1;
       acc[2] += NODE(g, i)->flops;
@@ -221,19 +229,17 @@ static void profile_collect(graph *g) {
 
 static void profile_report(graph *g) {
   if (!g->prof) return;
-  GHashTableIter it;
-  gpointer k, v;
   double total = 0;
-  g_hash_table_iter_init(&it, g->prof);
-  while (g_hash_table_iter_next(&it, &k, &v)) total += ((double *)v)[0];
-  g_hash_table_iter_init(&it, g->prof);
-  while (g_hash_table_iter_next(&it, &k, &v)) {
-    double *a = v;
+  GList *keys = g_list_sort(g_hash_table_get_keys(g->prof), (GCompareFunc)g_strcmp0);
+  for (GList *k = keys; k; k = k->next) total += ((double *)g_hash_table_lookup(g->prof, k->data))[0];
+  for (GList *k = keys; k; k = k->next) {
+    const double *a = g_hash_table_lookup(g->prof, k->data);
     int runs = MAX(g->prof_runs - 1, 1);
-    g_printerr("profile: %-16s %9.2f ms/run %5.1f%% %4.0f dispatches/run %8.4f GFLOP/run\n",
-               (char *)k, a[0] / runs, 100 * a[0] / MAX(total, 1e-9), a[1] / runs,
+    g_printerr("profile: %-24s %9.2f ms/run %5.1f%% %4.0f dispatches/run %8.4f GFLOP/run\n",
+               (char *)k->data, a[0] / runs, 100 * a[0] / MAX(total, 1e-9), a[1] / runs,
                a[2] / runs / 1e9);
   }
+  g_list_free(keys);
   g_hash_table_destroy(g->prof);
   vkDestroyQueryPool(g->ctx->device, g->prof_pool, NULL);
 }
@@ -353,7 +359,8 @@ bool graph_compile(graph *g, GError **err) {
     };
     if (vkCreateQueryPool(ctx->device, &qi, NULL, &g->prof_pool) != VK_SUCCESS)
       g->prof_pool = VK_NULL_HANDLE;
-    g->prof = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
+    g->prof = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    g->prof_shapes = !g_strcmp0(g_getenv("DDPM_PROFILE"), "shape");
   }
   if (!record(g, err)) return false;
   g->compiled = true;
