@@ -173,13 +173,14 @@ static void test_conv2d(void) {
     conv_case(1, 4, 3, 3, 3, 1, 1, 0, 0, 0, 0, false, false, 0); /* < 4 pixels, channels */
     conv_case(1, 70, 11, 13, 72, 3, 1, 1, 1, 1, 1, true, true, 2.0f); /* 3 slices */
     conv_case(1, 8, 6, 6, 500, 3, 1, 1, 1, 1, 1, false, true, 1.0f);  /* 2 ranges */
-    conv_case(2, 200, 4, 4, 24, 1, 1, 0, 0, 0, 0, true, false, 0);    /* 1x1, 4 slices */
+    conv_case(2, 200, 4, 4, 24, 1, 1, 0, 0, 0, 0, true, false, 0);    /* 1x1, 2 slices of 128 */
+    conv_case(1, 530, 3, 5, 20, 1, 1, 0, 0, 0, 0, false, true, 1.0f); /* 1x1, 3 slices of 256 */
     conv_case(1, 40, 17, 9, 16, 3, 2, 0, 0, 1, 1, false, false, 0);   /* stride 2, 2 slices */
     /* Widths a multiple of 4: the CPU kernel's vec4 staging and epilogue. */
     conv_case(1, 36, 12, 8, 500, 3, 1, 1, 1, 1, 1, true, true, 0.5f); /* 2 ranges */
     conv_case(2, 33, 16, 16, 20, 3, 2, 1, 1, 1, 1, false, true, 1.0f); /* stride 2 */
     conv_case(1, 9, 16, 12, 12, 3, 2, 0, 0, 1, 1, true, false, 0);    /* pad 0,1 */
-    conv_case(1, 70, 4, 4, 96, 1, 1, 0, 0, 0, 0, false, true, 1.0f);  /* 1x1 */
+    conv_case(1, 70, 4, 4, 96, 1, 1, 0, 0, 0, 0, false, true, 1.0f);  /* 1x1, 2 slices of 64 */
     /* More tile rows than a dispatch's 65535: one dispatch per image. */
     conv_case(2, 1, 2 * 40000, 8, 4, 3, 1, 1, 1, 1, 1, true, true, 1.0f);
   }
