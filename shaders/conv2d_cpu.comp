@@ -22,6 +22,10 @@
 //    unrolled (the body is large; Mesa caches the compiled code).
 // Epilogue in torch's order: bias (+ vec) on the first slice, the slices'
 // sum, then (res + y) / out_scale after the last.
+// Split (split_stride > 0, for grids too small to fill the threads): one
+// dispatch runs every slice, workgroup row y / cblocks being the slice,
+// and writes slice s's sum (bias and vec in slice 0's) at s * split_stride
+// of y; conv2d_sum_slices.comp adds them in slice order and applies res.
 #extension GL_EXT_control_flow_attributes : require
 layout(local_size_x_id = 0) in;                // output channels per workgroup
 
@@ -69,6 +73,7 @@ layout(push_constant) uniform Push {
   uint first, last, has_vec, has_res;
   float out_scale;
   uint wbase;                     // first texel of this slice's weights
+  uint cblocks, slice_texels, split_stride; // split: see above
 } p;
 
 shared float xs[V4 ? 1 : TILE];
@@ -78,14 +83,17 @@ float staged(uint i) { return V4 ? xs4[i / 4][i % 4] : xs[i]; }
 
 // Weight k (channel * KK + tap) of the slice for output channel wcol; k is
 // a constant once unrolled, so the loads of one texel are one gather.
-float weight(uint wcol, uint k) {
-  uint word = imageLoad(wimg, int(p.wbase + wcol * K4 + k / WPV))[k % WPV / (F16 ? 2 : 1)];
+float weight(uint wbase, uint wcol, uint k) {
+  uint word = imageLoad(wimg, int(wbase + wcol * K4 + k / WPV))[k % WPV / (F16 ? 2 : 1)];
   return F16 ? unpackHalf2x16(word)[k % 2] : uintBitsToFloat(word);
 }
 
 void main() {
   uint lid = gl_LocalInvocationID.x;
-  // Workgroups: x tile columns, y output channels, z tile rows of images
+  uint slice = p.split_stride != 0 ? gl_WorkGroupID.y / p.cblocks : 0;
+  uint cblock = gl_WorkGroupID.y - slice * p.cblocks;
+  uint c0 = p.c0 + slice * KC, wbase = p.wbase + slice * p.slice_texels;
+  // Workgroups: x tile columns, y output channels (and slices), z tile rows of images
   // nb0 ...; z < 65536, so the float division is exact.
   uint rows = gl_WorkGroupID.z, img = uint((float(rows) + 0.5) / float(p.tiles_y));
   uint nb = p.nb0 + img;
@@ -93,7 +101,7 @@ void main() {
   int iy0 = int(oy0 * STRIDE) - p.pad_t, ix0 = int(ox0 * STRIDE) - p.pad_l;
 
   // Stage the input tile, zero outside the image and past cin.
-  uint xb = (nb * p.cin + p.c0) * p.h * p.w;
+  uint xb = (nb * p.cin + c0) * p.h * p.w;
   if (V4) {
     int col0 = int(ox0 * STRIDE) - int(PAD4);
     [[unroll]] for (uint i = 0; i < (TILE / 4 + gl_WorkGroupSize.x - 1) / gl_WorkGroupSize.x; i++) {
@@ -101,7 +109,7 @@ void main() {
       if (e < TILE / 4) {
         uint ci = e / (IH * IW / 4), r = e % (IH * IW / 4);
         int iy = iy0 + int(r / (IW / 4)), ix = col0 + 4 * int(r % (IW / 4));
-        bool ok = p.c0 + ci < p.cin && iy >= 0 && iy < int(p.h) && ix >= 0 && ix < int(p.w);
+        bool ok = c0 + ci < p.cin && iy >= 0 && iy < int(p.h) && ix >= 0 && ix < int(p.w);
         vec4 v = imageLoad(x4, ok ? (int(xb + ci * p.h * p.w) + iy * int(p.w) + ix) / 4 : 0);
         xs4[e] = ok ? v : vec4(0.0);
       }
@@ -112,7 +120,7 @@ void main() {
       if (e < TILE) {
         uint ci = e / (IH * IW), r = e % (IH * IW);
         int iy = iy0 + int(r / IW), ix = ix0 + int(r % IW);
-        bool ok = p.c0 + ci < p.cin && iy >= 0 && iy < int(p.h) && ix >= 0 && ix < int(p.w);
+        bool ok = c0 + ci < p.cin && iy >= 0 && iy < int(p.h) && ix >= 0 && ix < int(p.w);
         float v = imageLoad(x, ok ? int(xb + ci * p.h * p.w) + iy * int(p.w) + ix : 0).x;
         xs[e] = ok ? v : 0.0;
       }
@@ -120,13 +128,13 @@ void main() {
   }
   barrier();
 
-  uint wcol = gl_WorkGroupID.y * gl_WorkGroupSize.x + lid;
+  uint wcol = cblock * gl_WorkGroupSize.x + lid;
   float acc[TH * TW];
   [[unroll]] for (uint j = 0; j < TH * TW; j++) acc[j] = 0.0;
   [[unroll]] for (uint ci = 0; ci < KC; ci++) {
     float wv[KK];
     [[unroll]] for (uint t = 0; t < KK; t++)
-      wv[t] = weight(wcol, ci * KK + t);
+      wv[t] = weight(wbase, wcol, ci * KK + t);
     [[unroll]] for (uint ky = 0; ky < KS; ky++)
       [[unroll]] for (uint kx = 0; kx < KS; kx++)
         [[unroll]] for (uint ty = 0; ty < TH; ty++)
@@ -141,6 +149,8 @@ void main() {
   float init = imageLoad(bias, int(cc)).x;
   float vv = imageLoad(vec, p.has_vec != 0 ? int(nb * p.cout + cc) : 0).x;
   init = p.has_vec != 0 ? init + vv : init;
+  init = slice == 0 ? init : 0.0;
+  uint y0 = slice * p.split_stride; // this slice's sum in y
   bool apply_res = p.last != 0 && p.has_res != 0;
   if (V4) {
     [[unroll]] for (uint ty = 0; ty < TH; ty++) {
@@ -159,7 +169,7 @@ void main() {
       [[unroll]] for (uint ty = 0; ty < TH; ty++)
         [[unroll]] for (uint q = 0; q < TW / 4; q++)
           if (oy0 + ty < p.ho && ox0 + 4 * q < p.wo)
-            y4[(obase + (oy0 + ty) * p.wo + ox0) / 4 + q] =
+            y4[(y0 + obase + (oy0 + ty) * p.wo + ox0) / 4 + q] =
               vec4(acc[ty * TW + 4 * q], acc[ty * TW + 4 * q + 1],
                    acc[ty * TW + 4 * q + 2], acc[ty * TW + 4 * q + 3]);
     }
@@ -179,6 +189,6 @@ void main() {
     [[unroll]] for (uint ty = 0; ty < TH; ty++)
       [[unroll]] for (uint tx = 0; tx < TW; tx++)
         if (oy0 + ty < p.ho && ox0 + tx < p.wo)
-          y[obase + (oy0 + ty) * p.wo + ox0 + tx] = acc[ty * TW + tx];
+          y[y0 + obase + (oy0 + ty) * p.wo + ox0 + tx] = acc[ty * TW + tx];
   }
 }

@@ -156,6 +156,28 @@ static void test_conv2d_fp16_later_graph(void) {
   g_unsetenv("DDPM_KERNELS");
 }
 
+/* The CPU kernel runs a small grid's slices in one dispatch plus their sum
+ * (the conv2d cases above check both plans' results). */
+static size_t cpu_conv_nodes(int cin, int hw, int cout) {
+  harness h = harness_new();
+  gtensor x = graph_input(h.g, 1, cin, hw, hw);
+  float *wt = g_new0(float, (size_t)cout * cin * 9), *b = g_new0(float, cout);
+  conv2d_params p = {.k = 3, .stride = 1, .pad_t = 1, .pad_l = 1, .pad_b = 1, .pad_r = 1};
+  op_conv2d(h.g, x, add_weight(h.ws, wt, (size_t)cout * cin * 9), add_weight(h.ws, b, cout),
+            cout, &p);
+  size_t nodes = graph_n_nodes(h.g);
+  g_free(wt); g_free(b);
+  harness_free(&h);
+  return nodes;
+}
+
+static void test_conv2d_split(void) {
+  g_setenv("DDPM_KERNELS", "cpu", TRUE);
+  g_assert_cmpuint(cpu_conv_nodes(96, 8, 64), ==, 2);  /* 4 workgroups a slice */
+  g_assert_cmpuint(cpu_conv_nodes(96, 32, 64), ==, 3); /* 64 */
+  g_unsetenv("DDPM_KERNELS");
+}
+
 /* Both kernels (tiled GEMM for GPUs, register-tiled kernel for CPUs) on
  * every shape; the CPU kernel's slices of input channels, ranges of output
  * channels and tiles all end ragged in some case. */
@@ -181,6 +203,11 @@ static void test_conv2d(void) {
     conv_case(2, 33, 16, 16, 20, 3, 2, 1, 1, 1, 1, false, true, 1.0f); /* stride 2 */
     conv_case(1, 9, 16, 12, 12, 3, 2, 0, 0, 1, 1, true, false, 0);    /* pad 0,1 */
     conv_case(1, 70, 4, 4, 96, 1, 1, 0, 0, 0, 0, false, true, 1.0f);  /* 1x1, 2 slices of 64 */
+    /* Slices of 64 workgroups each: dispatched one after the other; three
+     * or more with fewer in one, then summed. */
+    conv_case(1, 80, 32, 32, 16, 3, 1, 1, 1, 1, 1, true, true, 2.0f);
+    conv_case(2, 80, 8, 8, 40, 3, 1, 1, 1, 1, 1, true, true, 0.5f);
+    conv_case(1, 530, 4, 8, 20, 1, 1, 0, 0, 0, 0, true, false, 0);
     /* More tile rows than a dispatch's 65535: one dispatch per image. */
     conv_case(2, 1, 2 * 40000, 8, 4, 3, 1, 1, 1, 1, 1, true, true, 1.0f);
   }
@@ -430,6 +457,7 @@ int main(int argc, char **argv) {
   ctx = test_context();
   rng = g_rand_new_with_seed(42);
   g_test_add_func("/ops/conv2d", test_conv2d);
+  g_test_add_func("/ops/conv2d_split", test_conv2d_split);
   g_test_add_func("/ops/conv2d_fp16_later_graph", test_conv2d_fp16_later_graph);
   g_test_add_func("/ops/groupnorm", test_groupnorm);
   g_test_add_func("/ops/linear", test_linear);

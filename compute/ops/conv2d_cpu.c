@@ -5,6 +5,7 @@
 
 #include "ops/conv2d_cpu.h"
 #include "conv2d_cpu.spv.h"
+#include "conv2d_sum_slices.spv.h"
 
 typedef struct {
   uint32_t cin, h, w, cout, ho, wo;
@@ -14,6 +15,7 @@ typedef struct {
   uint32_t first, last, has_vec, has_res;
   float out_scale;
   uint32_t wbase;
+  uint32_t cblocks, slice_texels, split_stride;
 } conv2d_cpu_push;
 
 /* The shader's output tile of 2 x 8 pixels (accumulator registers) per
@@ -26,6 +28,12 @@ typedef struct {
  * compiles two 1x1 variants at most while wide ones dispatch a quarter as
  * often (cifar10's 1x1 convolutions took 40 ms instead of 62). */
 enum { TILE_H = 2, TILE_W = 8, WG_MAX = 64, WG_MIN = 32, KC_3X3 = 32, KC_1X1_MAX = 256 };
+
+/* A convolution of three or more slices with fewer workgroups than this
+ * each runs them all in one dispatch, then sums them in a second: small
+ * images at the U-Net's bottom would otherwise leave threads idle and pay
+ * a dispatch (57 us or more on lavapipe) per slice. */
+enum { SPLIT_BELOW = 64 };
 
 static int slice_channels(int cin, int k, int unit) {
   if (k != 1) return MIN(KC_3X3, (cin + unit - 1) / unit * unit);
@@ -104,37 +112,76 @@ void conv2d_cpu(graph *g, gtensor x, gweight w, gweight b, gtensor y,
   uint32_t tiles_x = vk_div_up(y.w, TILE_W), tiles_y = vk_div_up(y.h, TILE_H);
   int per = (int)MIN((uint32_t)y.n, 65535u / tiles_y);
   g_return_if_fail(tiles_x <= 65535 && per >= 1 && slice_texels * a.nslices <= INT32_MAX);
+  uint32_t cblocks = vk_div_up(cout, a.wg);
+  conv2d_cpu_push pc = {
+    .cin = x.c, .h = x.h, .w = x.w, .cout = cout, .ho = y.h, .wo = y.w,
+    .pad_t = p->pad_t, .pad_l = p->pad_l,
+    .tiles_y = tiles_y,
+    .has_vec = p->vec != NULL, .has_res = p->residual != NULL,
+    .out_scale = p->out_scale != 0.0f ? p->out_scale : 1.0f,
+    .cblocks = cblocks, .slice_texels = (uint32_t)slice_texels,
+  };
+  gnode nd = {
+    .op = p->k == 1 ? "conv1x1_cpu" : p->k == 3 ? "conv3x3_cpu" : "conv_cpu",
+    .spirv = spv_conv2d_cpu, .spirv_size = sizeof spv_conv2d_cpu,
+    .spec = {(uint32_t)a.wg, (uint32_t)p->k, (uint32_t)p->stride, (uint32_t)a.kc, TILE_H,
+             TILE_W, v4, v4 ? (uint32_t)p->pad_l : 0, a.f16},
+    .n_spec = 9,
+    .n_bind = 11,
+    .writes = 5,
+    .push_size = sizeof pc,
+  };
+  uint64_t per_slice = (uint64_t)tiles_x * cblocks * tiles_y * y.n;
+  if (v4 && a.nslices > 2 && per_slice < SPLIT_BELOW && y.n <= per) {
+    /* Split: every slice's sum into part, then y = their sum. */
+    gtensor part = graph_tensor(g, a.nslices * y.n, cout, y.h, y.w);
+    pc.first = 1;
+    pc.split_stride = (uint32_t)gtensor_count(y);
+    /* The vec4 views (6-9) are read only with v4; 1 and 6 (y so far) not
+     * at all. */
+    gbind bind[] = {gb_tensor_image(x), gb_tensor_image(part), gb_weight_image(b),
+                    gb_tensor_image(p->vec ? *p->vec : x), gb_tensor_image(x), gb_tensor(part),
+                    gb_tensor_image4(part), gb_tensor_image4(x), gb_tensor(part),
+                    gb_tensor_image4(x), gb_weight_image4u(wt)};
+    memcpy(nd.bind, bind, sizeof bind);
+    nd.flops = 2.0 * y.n * cout * y.h * y.w * x.c * a.kk;
+    nd.groups[0] = tiles_x, nd.groups[1] = cblocks * a.nslices, nd.groups[2] = y.n * tiles_y;
+    memcpy(nd.push, &pc, sizeof pc);
+    graph_add(g, &nd);
+
+    struct { uint32_t count4, stride4, has_res; float out_scale; } sp = {
+      pc.split_stride / 4, pc.split_stride / 4, pc.has_res, pc.out_scale};
+    gnode sum = {
+      .op = "conv_sum_slices",
+      .spirv = spv_conv2d_sum_slices, .spirv_size = sizeof spv_conv2d_sum_slices,
+      .spec = {(uint32_t)a.nslices}, .n_spec = 1,
+      .n_bind = 3,
+      .bind = {gb_tensor_image4(part), gb_tensor_image4(p->residual ? *p->residual : part),
+               gb_tensor(y)},
+      .writes = 2,
+      .push_size = sizeof sp,
+    };
+    memcpy(sum.push, &sp, sizeof sp);
+    graph_groups_1d(sp.count4, 64, sum.groups);
+    graph_add(g, &sum);
+    return;
+  }
+  /* The vec4 views (6-9) are read only with v4. */
+  gbind bind[] = {gb_tensor_image(x), gb_tensor_image(y), gb_weight_image(b),
+                  gb_tensor_image(p->vec ? *p->vec : x),
+                  gb_tensor_image(p->residual ? *p->residual : x), gb_tensor(y),
+                  gb_tensor_image4(y), gb_tensor_image4(p->residual ? *p->residual : x),
+                  gb_tensor(y), gb_tensor_image4(x), gb_weight_image4u(wt)};
+  memcpy(nd.bind, bind, sizeof bind);
   for (int nb0 = 0; nb0 < y.n; nb0 += per) {
     int nimg = MIN(per, y.n - nb0);
     for (int s = 0; s < a.nslices; s++) {
-      conv2d_cpu_push pc = {
-        .cin = x.c, .h = x.h, .w = x.w, .cout = cout, .ho = y.h, .wo = y.w,
-        .pad_t = p->pad_t, .pad_l = p->pad_l,
-        .tiles_y = tiles_y, .nb0 = (uint32_t)nb0,
-        .c0 = (uint32_t)(s * a.kc),
-        .first = s == 0, .last = s == a.nslices - 1,
-        .has_vec = p->vec != NULL, .has_res = p->residual != NULL,
-        .out_scale = p->out_scale != 0.0f ? p->out_scale : 1.0f,
-        .wbase = (uint32_t)(s * slice_texels),
-      };
-      gnode nd = {
-        .op = p->k == 1 ? "conv1x1_cpu" : p->k == 3 ? "conv3x3_cpu" : "conv_cpu",
-        .spirv = spv_conv2d_cpu, .spirv_size = sizeof spv_conv2d_cpu,
-        .spec = {(uint32_t)a.wg, (uint32_t)p->k, (uint32_t)p->stride, (uint32_t)a.kc, TILE_H,
-                 TILE_W, v4, v4 ? (uint32_t)p->pad_l : 0, a.f16},
-        .n_spec = 9,
-        .n_bind = 11,
-        /* The vec4 views (6-9) are read only with v4. */
-        .bind = {gb_tensor_image(x), gb_tensor_image(y), gb_weight_image(b),
-                 gb_tensor_image(p->vec ? *p->vec : x),
-                 gb_tensor_image(p->residual ? *p->residual : x), gb_tensor(y),
-                 gb_tensor_image4(y), gb_tensor_image4(p->residual ? *p->residual : x),
-                 gb_tensor(y), gb_tensor_image4(x), gb_weight_image4u(wt)},
-        .writes = 5,
-        .push_size = sizeof pc,
-        .flops = 2.0 * nimg * cout * y.h * y.w * MIN(a.kc, x.c - s * a.kc) * a.kk,
-        .groups = {tiles_x, vk_div_up(cout, a.wg), (uint32_t)nimg * tiles_y},
-      };
+      pc.nb0 = (uint32_t)nb0;
+      pc.c0 = (uint32_t)(s * a.kc);
+      pc.first = s == 0, pc.last = s == a.nslices - 1;
+      pc.wbase = (uint32_t)(s * slice_texels);
+      nd.flops = 2.0 * nimg * cout * y.h * y.w * MIN(a.kc, x.c - s * a.kc) * a.kk;
+      nd.groups[0] = tiles_x, nd.groups[1] = cblocks, nd.groups[2] = (uint32_t)nimg * tiles_y;
       memcpy(nd.push, &pc, sizeof pc);
       graph_add(g, &nd);
     }
