@@ -78,8 +78,8 @@ static gtensor linear_1x1(builder *b, gtensor x, int out,
 static const conv2d_params conv3x3 = {.k = 3, .stride = 1, .pad_t = 1,
                                       .pad_l = 1, .pad_b = 1, .pad_r = 1};
 
-/* ResnetBlock2D, time_embedding_norm "default". */
-static gtensor resnet(builder *b, gtensor x, gtensor temb, int cout,
+/* ResnetBlock2D, time_embedding_norm "default"; temb_act = SiLU(temb). */
+static gtensor resnet(builder *b, gtensor x, gtensor temb_act, int cout,
                       float out_scale, const char *prefix) {
   int groups = b->cfg->norm_num_groups;
   char *p = g_strdup_printf("%s.norm1", prefix);
@@ -87,9 +87,9 @@ static gtensor resnet(builder *b, gtensor x, gtensor temb, int cout,
   g_free(p);
 
   p = g_strdup_printf("%s.time_emb_proj", prefix);
-  gweight tw = weight(b, SHAPE(cout, temb.c), "%s.weight", p);
+  gweight tw = weight(b, SHAPE(cout, temb_act.c), "%s.weight", p);
   gweight tb = weight(b, SHAPE(cout), "%s.bias", p);
-  gtensor tproj = op_linear(b->g, temb, tw, tb, cout, true, false);
+  gtensor tproj = op_linear(b->g, temb_act, tw, tb, cout, false);
   g_free(p);
 
   conv2d_params c1 = conv3x3;
@@ -202,9 +202,11 @@ void unet_build_on(graph *g, wstore *ws, wmap *src, const ddpm_unet_config *cfg,
   gweight b1 = weight(b, SHAPE(temb_dim), "time_embedding.linear_1.bias");
   gweight w2 = weight(b, SHAPE(temb_dim, temb_dim), "time_embedding.linear_2.weight");
   gweight b2 = weight(b, SHAPE(temb_dim), "time_embedding.linear_2.bias");
-  gtensor temb = op_linear(g, tproj, w1, b1, temb_dim, false, true);
-  temb = op_linear(g, temb, w2, b2, temb_dim, false, false);
+  gtensor temb = op_linear(g, tproj, w1, b1, temb_dim, true);
+  temb = op_linear(g, temb, w2, b2, temb_dim, false);
   probe(b, temb, "time_embedding");
+  /* Every resnet projects SiLU(temb): computed once here. */
+  temb = op_silu(g, temb);
 
   gtensor x = io->x;
   if (cfg->center_input_sample) x = op_affine(g, x, 2.0f, -1.0f);

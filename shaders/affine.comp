@@ -1,5 +1,6 @@
 #version 450
-// Elementwise y = x * scale + shift (e.g. center_input_sample: 2x - 1).
+// Elementwise y = act(x * scale + shift), act SiLU or none (e.g.
+// center_input_sample: 2x - 1; the SiLU of the time embedding).
 #extension GL_GOOGLE_include_directive : require
 layout(local_size_x = 64) in;
 #include "index.glsl"
@@ -7,10 +8,11 @@ layout(local_size_x = 64) in;
 layout(std430, binding = 0) readonly buffer X { float x[]; };
 layout(std430, binding = 1) writeonly buffer Y { float y[]; };
 
-layout(push_constant) uniform P { uint count; float scale, shift; } p;
+layout(push_constant) uniform P { uint count; float scale, shift; uint silu_out; } p;
 
 void main() {
   uint idx = flat_index();
   if (idx >= p.count) return;
-  y[idx] = x[idx] * p.scale + p.shift;
+  float v = x[idx] * p.scale + p.shift;
+  y[idx] = p.silu_out != 0 ? silu(v) : v;
 }

@@ -1,5 +1,6 @@
 #version 450
-// y[n, o] = act_out(sum_i W[o, i] * act_in(x[n, i]) + b[o]); act = SiLU or none.
+// y[n, o] = act(sum_i W[o, i] * x[n, i] + b[o]); act = SiLU or none.
+// (CPU devices run linears as 1x1 convolutions: ops/linear.c.)
 #extension GL_GOOGLE_include_directive : require
 layout(local_size_x = 64) in;
 #include "index.glsl"
@@ -10,7 +11,7 @@ layout(std430, binding = 2) readonly buffer B { float bias[]; };
 layout(std430, binding = 3) writeonly buffer Y { float y[]; };
 
 layout(push_constant) uniform P {
-  uint n, in_features, out_features, silu_in, silu_out;
+  uint n, in_features, out_features, silu_out;
 } p;
 
 void main() {
@@ -19,9 +20,7 @@ void main() {
   uint o = idx % p.out_features, n = idx / p.out_features;
   float acc = 0.0;
   for (uint i = 0; i < p.in_features; i++) {
-    float v = x[n * p.in_features + i];
-    if (p.silu_in != 0) v = silu(v);
-    acc += w[o * p.in_features + i] * v;
+    acc += w[o * p.in_features + i] * x[n * p.in_features + i];
   }
   float r = acc + bias[o];
   y[idx] = p.silu_out != 0 ? silu(r) : r;

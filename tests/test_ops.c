@@ -254,8 +254,9 @@ static void linear_case(int n, int in_f, int out_f, bool si, bool so) {
   float *x = rand_array((size_t)n * in_f);
   float *w = rand_array((size_t)in_f * out_f), *b = rand_array(out_f);
   gtensor in = graph_input(h.g, n, in_f, 1, 1);
-  gtensor y = op_linear(h.g, in, add_weight(h.ws, w, (size_t)in_f * out_f),
-                        add_weight(h.ws, b, out_f), out_f, si, so);
+  gtensor act = si ? op_silu(h.g, in) : in;
+  gtensor y = op_linear(h.g, act, add_weight(h.ws, w, (size_t)in_f * out_f),
+                        add_weight(h.ws, b, out_f), out_f, so);
   const float *data[1] = {x};
   const float *got = harness_run(&h, y, &in, data, 1);
   float *want = g_new(float, (size_t)n * out_f);
@@ -266,9 +267,15 @@ static void linear_case(int n, int in_f, int out_f, bool si, bool so) {
 }
 
 static void test_linear(void) {
-  linear_case(2, 32, 128, false, true);
-  linear_case(3, 129, 67, true, false);
-  linear_case(1, 1, 1, false, false);
+  const char *kernels[] = {"gpu", "cpu"};
+  for (int v = 0; v < 2; v++) {
+    g_setenv("DDPM_KERNELS", kernels[v], TRUE);
+    linear_case(2, 32, 128, false, true);
+    linear_case(3, 129, 67, true, false);
+    linear_case(1, 1, 1, false, false);
+    linear_case(5, 600, 70, true, false); /* CPU kernels: three slices */
+  }
+  g_unsetenv("DDPM_KERNELS");
 }
 
 static void timestep_case(int n, int dim, float shift, bool flip) {

@@ -109,7 +109,10 @@ void conv2d_cpu(graph *g, gtensor x, gweight w, gweight b, gtensor y,
   /* Workgroups: x over tile columns, z over tile rows of as many images as
    * fit 65535 (the shader divides z by tiles_y in float: exact below 2^20);
    * so images of up to 131070 rows (the U-Net allows 16384). */
-  uint32_t tiles_x = vk_div_up(y.w, TILE_W), tiles_y = vk_div_up(y.h, TILE_H);
+  /* A 1x1 output (linears) gets a tile of one pixel: its own variant,
+   * but a body a sixteenth the size. */
+  const uint32_t th = y.h == 1 && y.w == 1 ? 1 : TILE_H, tw = y.h == 1 && y.w == 1 ? 1 : TILE_W;
+  uint32_t tiles_x = vk_div_up(y.w, tw), tiles_y = vk_div_up(y.h, th);
   int per = (int)MIN((uint32_t)y.n, 65535u / tiles_y);
   g_return_if_fail(tiles_x <= 65535 && per >= 1 && slice_texels * a.nslices <= INT32_MAX);
   uint32_t cblocks = vk_div_up(cout, a.wg);
@@ -124,8 +127,8 @@ void conv2d_cpu(graph *g, gtensor x, gweight w, gweight b, gtensor y,
   gnode nd = {
     .op = p->k == 1 ? "conv1x1_cpu" : p->k == 3 ? "conv3x3_cpu" : "conv_cpu",
     .spirv = spv_conv2d_cpu, .spirv_size = sizeof spv_conv2d_cpu,
-    .spec = {(uint32_t)a.wg, (uint32_t)p->k, (uint32_t)p->stride, (uint32_t)a.kc, TILE_H,
-             TILE_W, v4, v4 ? (uint32_t)p->pad_l : 0, a.f16},
+    .spec = {(uint32_t)a.wg, (uint32_t)p->k, (uint32_t)p->stride, (uint32_t)a.kc, th, tw, v4,
+             v4 ? (uint32_t)p->pad_l : 0, a.f16},
     .n_spec = 9,
     .n_bind = 11,
     .writes = 5,

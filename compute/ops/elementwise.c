@@ -1,4 +1,4 @@
-/* Data-movement and elementwise ops: nearest upsample, concat, affine. */
+/* Data-movement and elementwise ops: nearest upsample, concat, affine, SiLU. */
 #include <string.h>
 
 #include "ops/ops.h"
@@ -42,12 +42,12 @@ gtensor op_concat(graph *g, gtensor a, gtensor b) {
   return y;
 }
 
-gtensor op_affine(graph *g, gtensor x, float scale, float shift) {
+static gtensor affine(graph *g, gtensor x, float scale, float shift, bool silu_out) {
   gtensor y = graph_tensor(g, x.n, x.c, x.h, x.w);
-  struct { uint32_t count; float scale, shift; } pc = {
-    (uint32_t)gtensor_count(x), scale, shift};
+  struct { uint32_t count; float scale, shift; uint32_t silu_out; } pc = {
+    (uint32_t)gtensor_count(x), scale, shift, silu_out};
   gnode nd = {
-    .op = "affine",
+    .op = silu_out ? "silu" : "affine",
     .spirv = spv_affine, .spirv_size = sizeof spv_affine,
     .n_bind = 2,
     .bind = {gb_tensor(x), gb_tensor(y)},
@@ -59,3 +59,9 @@ gtensor op_affine(graph *g, gtensor x, float scale, float shift) {
   graph_add(g, &nd);
   return y;
 }
+
+gtensor op_affine(graph *g, gtensor x, float scale, float shift) {
+  return affine(g, x, scale, shift, false);
+}
+
+gtensor op_silu(graph *g, gtensor x) { return affine(g, x, 1.0f, 0.0f, true); }

@@ -35,9 +35,8 @@ gtensor op_conv2d(graph *g, gtensor x, gweight w, gweight b, int cout,
 gtensor op_groupnorm(graph *g, gtensor x, gweight gamma, gweight beta,
                      int groups, float eps, bool silu);
 
-/* y[n, o] = silu_out?(W @ silu_in?(x[n]) + b), x: [n, in, 1, 1]. */
-gtensor op_linear(graph *g, gtensor x, gweight w, gweight b, int out,
-                  bool silu_in, bool silu_out);
+/* y[n, o] = silu_out?(W @ x[n] + b), x: [n, in, 1, 1]. */
+gtensor op_linear(graph *g, gtensor x, gweight w, gweight b, int out, bool silu_out);
 
 /* Sinusoidal embedding of t ([n,1,1,1] float) with frequencies freq[half]:
  * [n, dim, 1, 1]. */
@@ -52,6 +51,8 @@ gtensor op_upsample_nearest2x(graph *g, gtensor x);
 gtensor op_concat(graph *g, gtensor a, gtensor b);
 /* y = x * scale + shift, elementwise. */
 gtensor op_affine(graph *g, gtensor x, float scale, float shift);
+/* y = x * sigmoid(x), elementwise. */
+gtensor op_silu(graph *g, gtensor x);
 
 /* Standard normal noise of the library's generator (shaders/philox.glsl),
  * item b of the batch seeded with seed + b. */
