@@ -3,9 +3,11 @@
 // + beta, then SiLU if asked.  An invocation takes V consecutive elements
 // of one channel (V = 4 when hw % 4 == 0): one vec4 load and store, whose
 // lane-by-lane store on lavapipe then moves 4 floats per lane.  Workgroups:
-// x along a channel's row, y (and z past 65535) over the n * c rows, so the
-// channel and group come from the row by float divisions, exact below 2^20
-// (llvmpipe splits an integer division into one per lane).
+// x along a channel's row, y (and z past 65535) over the n * c rows, or,
+// where a row has fewer than 64 invocations' worth, over groups of rpw
+// rows each (a workgroup costs about 2 us on lavapipe even when nearly
+// idle); the channel and group come from the row by float divisions,
+// exact below 2^20 (llvmpipe splits an integer division into one per lane).
 #extension GL_GOOGLE_include_directive : require
 layout(local_size_x = 64) in;
 layout(constant_id = 0) const uint V = 1; // 1 or 4
@@ -24,12 +26,15 @@ layout(push_constant) uniform P {
   uint n, c, hw, groups;
   float eps;
   uint silu;
+  uint rpw; // rows per workgroup
 } p;
 
 void main() {
-  uint row = gl_WorkGroupID.z * 65535 + gl_WorkGroupID.y; // n * c + channel
-  uint len = p.hw / V, i = gl_WorkGroupID.x * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
-  if (row >= p.n * p.c || i >= len) return;
+  uint len = p.hw / V, lid = gl_LocalInvocationID.x;
+  uint sub = p.rpw > 1 ? uint((float(lid) + 0.5) / float(len)) : 0;
+  uint i = p.rpw > 1 ? lid - sub * len : gl_WorkGroupID.x * gl_WorkGroupSize.x + lid;
+  uint row = (gl_WorkGroupID.z * 65535 + gl_WorkGroupID.y) * p.rpw + sub; // n * c + channel
+  if (sub >= p.rpw || row >= p.n * p.c || i >= len) return;
   uint nb = uint((float(row) + 0.5) / float(p.c)), ch = row - nb * p.c;
   uint cpg = p.c / p.groups, gi = uint((float(ch) + 0.5) / float(cpg));
   int ng = int(nb * p.groups + gi);

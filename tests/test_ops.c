@@ -244,7 +244,10 @@ static void test_groupnorm(void) {
     groupnorm_case(1, 64, 9, 9, 32, true); /* more groups than a workgroup */
     groupnorm_case(2, 96, 8, 4, 32, true); /* rows of whole vec4s, SiLU */
     groupnorm_case(1, 3, 1, 1, 3, true);   /* fewer elements than a vec4 */
-    groupnorm_case(1, 65540, 1, 1, 4, false); /* more rows than 65535 */
+    groupnorm_case(1, 65540, 1, 1, 4, false); /* 64 rows per workgroup */
+    groupnorm_case(1, 65540, 9, 9, 16385, false); /* more row workgroups than 65535 */
+    groupnorm_case(3, 10, 5, 5, 5, true);     /* 2 rows of 25 per workgroup */
+    groupnorm_case(1, 7, 3, 4, 7, false);     /* 21 rows of 3 vec4s, only 7 */
   }
   g_unsetenv("DDPM_KERNELS");
 }

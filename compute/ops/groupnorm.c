@@ -9,12 +9,13 @@ typedef struct {
   uint32_t n, c, hw, groups;
   float eps;
   uint32_t silu;
+  uint32_t rpw; /* groupnorm_apply_direct: rows per workgroup */
 } groupnorm_push;
 
 gtensor op_groupnorm(graph *g, gtensor x, gweight gamma, gweight beta,
                      int groups, float eps, bool silu) {
   gtensor y = graph_tensor(g, x.n, x.c, x.h, x.w);
-  groupnorm_push pc = {x.n, x.c, (uint32_t)x.h * x.w, groups, eps, silu};
+  groupnorm_push pc = {x.n, x.c, (uint32_t)x.h * x.w, groups, eps, silu, 1};
   gnode nd = {
     .op = "groupnorm",
     .spirv = spv_groupnorm, .spirv_size = sizeof spv_groupnorm,
@@ -61,9 +62,14 @@ gtensor op_groupnorm(graph *g, gtensor x, gweight gamma, gweight beta,
     nd.writes = 5;
     uint64_t rows = (uint64_t)x.n * x.c;
     g_return_val_if_fail(rows < (1u << 20), y); /* the shader's float divisions */
-    nd.groups[0] = vk_div_up(pc.hw / (v4 ? 4 : 1), 64);
-    nd.groups[1] = (uint32_t)MIN(rows, 65535);
-    nd.groups[2] = vk_div_up(rows, 65535);
+    /* Rows shorter than a workgroup share one. */
+    uint32_t len = pc.hw / (v4 ? 4 : 1);
+    pc.rpw = len < 64 ? 64 / len : 1;
+    memcpy(nd.push, &pc, sizeof pc);
+    uint64_t row_groups = vk_div_up(rows, pc.rpw);
+    nd.groups[0] = pc.rpw > 1 ? 1 : vk_div_up(len, 64);
+    nd.groups[1] = (uint32_t)MIN(row_groups, 65535);
+    nd.groups[2] = vk_div_up(row_groups, 65535);
     graph_add(g, &nd);
     return y;
   }
