@@ -26,11 +26,18 @@ gtensor op_groupnorm(graph *g, gtensor x, gweight gamma, gweight beta,
   };
   memcpy(nd.push, &pc, sizeof pc);
   ddpm_context *ctx = graph_context(g);
-  if (ops_use_cpu_kernels(g) && (!ctx || ctx->subgroup_arith)) {
+  /* llvmpipe stops an invocation's loops after 65535 iterations in all
+   * (summed over its loops; a 1152 x 1152 group came out with 42% of its
+   * variance): the CPU statistics loop twice over a group in vec4s per
+   * subgroup lane, this shader thrice in floats per 256 invocations. */
+  const bool v4 = pc.hw % 4 == 0;
+  uint64_t count = (uint64_t)(x.c / groups) * pc.hw;
+  uint32_t lanes = ctx ? ctx->info.subgroup_size : 8;
+  bool stats_fit = 2 * vk_div_up(count / (v4 ? 4 : 1), lanes) <= 65535;
+  if (ops_use_cpu_kernels(g) && (!ctx || ctx->subgroup_arith) && stats_fit) {
     /* Statistics per (n, group), then an elementwise pass; both read 4
      * elements at a time when rows come in whole vec4s (then so does every
      * tensor's size, and a group). */
-    const bool v4 = pc.hw % 4 == 0;
     gtensor st = graph_tensor(g, x.n, groups * 2, 1, 1);
     nd.op = "groupnorm_stats";
     nd.spirv = spv_groupnorm_stats_direct;
