@@ -3,8 +3,8 @@
  *   ddpm-bench MODEL_DIR [--batch B] [--iters N] [--device D] [--fp16-weights]
  *
  * Loads the model, runs one forward to build and warm up the graph, then N
- * more, and prints one JSON line: device, parameters, batch, mean and best
- * seconds per forward, peak device memory, the weights' size, and the set-up
+ * more, and prints one JSON line: device, parameters, batch, median, mean and
+ * best seconds per forward, peak device memory, the weights' size, and the set-up
  * time (loading, then the first forward, which compiles the shaders).  The
  * numbers are for comparison within one run (tools/bench/bench.py). */
 #include <stdio.h>
@@ -12,6 +12,11 @@
 #include <string.h>
 
 #include "ddpm/ddpm.h"
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
 
 int main(int argc, char **argv) {
   int batch = 1, iters = 3;
@@ -52,7 +57,7 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < n; i++) x[i] = ddpm_noise(1, 0, i);
   int64_t *t = g_new(int64_t, batch);
   for (int b = 0; b < batch; b++) t[b] = 500;
-  double best = 1e30, sum = 0;
+  double best = 1e30, sum = 0, *times = g_new(double, iters);
   gint64 t_first = g_get_monotonic_time();
   bool ok = ddpm_model_forward(m, x, t, batch, s, s, eps, &err);
   double first_s = (g_get_monotonic_time() - t_first) / 1e6;
@@ -62,20 +67,23 @@ int main(int argc, char **argv) {
     double sec = (g_get_monotonic_time() - t0) / 1e6;
     sum += sec;
     if (sec < best) best = sec;
+    times[i] = sec;
   }
+  /* The median as the PyTorch side takes it: the upper middle one. */
+  if (ok) qsort(times, iters, sizeof *times, cmp_double);
   if (ok)
     printf("{\"device\": \"%s\", \"model\": \"%s\", \"params\": %" G_GUINT64_FORMAT
-           ", \"size\": %d, \"batch\": %d, \"iters\": %d, \"mean_s\": %.4f, "
-           "\"best_s\": %.4f, \"peak_device_bytes\": %" G_GUINT64_FORMAT
+           ", \"size\": %d, \"batch\": %d, \"iters\": %d, \"median_s\": %.4f, "
+           "\"mean_s\": %.4f, \"best_s\": %.4f, \"peak_device_bytes\": %" G_GUINT64_FORMAT
            ", \"weight_bytes\": %" G_GUINT64_FORMAT ", \"gflop\": %.4f"
            ", \"load_s\": %.3f, \"first_forward_s\": %.3f}\n",
            ddpm_context_device(ctx)->name, dir, info.n_params, s, batch, iters,
-           sum / iters, best, ddpm_model_peak_device_bytes(m), info.weight_bytes,
+           times[iters / 2], sum / iters, best, ddpm_model_peak_device_bytes(m), info.weight_bytes,
            info.forward_flops * batch / 1e9, load_s, first_s);
   else
     fprintf(stderr, "ddpm-bench: %s\n", err->message);
   g_clear_error(&err);
-  g_free(x); g_free(eps); g_free(t);
+  g_free(x); g_free(eps); g_free(t); g_free(times);
   ddpm_model_free(m);
   ddpm_context_free(ctx);
   return ok ? 0 : 1;

@@ -6,7 +6,8 @@
 
 For each UNet2DModel config folder (default: ../shared/golden/configs/*, or
 any folder with config.json), makes a random-weight model with
-ddpm-randmodel, times `ddpm-bench` (one warm-up forward, then --iters) and
+ddpm-randmodel, times `ddpm-bench` (one warm-up forward, then the median of
+--iters) and
 the torch reference (tools/torch_ref/unet.py, float32, torch.no_grad, the
 same weights), and prints a Markdown table with the ratio Vulkan / PyTorch
 (below 1: Vulkan faster), GFLOP per forward and achieved GFLOP/s, the peak
@@ -183,9 +184,9 @@ def main():
         rows.append(dict(
             config=name, params_m=v["params"] / 1e6, batch=b, weights=wmode,
             gflop=v["gflop"],
-            vulkan_s=v["mean_s"], torch_s=tm, torch_threads=th,
+            vulkan_s=v["median_s"], torch_s=tm, torch_threads=th,
             torch_blas=env.get("OPENBLAS_CORETYPE", "as installed"),
-            ratio=v["mean_s"] / tm, vulkan_gflops=v["gflop"] / v["mean_s"],
+            ratio=v["median_s"] / tm, vulkan_gflops=v["gflop"] / v["median_s"],
             torch_gflops=v["gflop"] / tm, conv3x3_gflops=conv3_gflops,
             conv3x3_of_ceiling=conv3_gflops / ceiling if conv3_gflops else None,
             peak_device_mib=v["peak_device_bytes"] / 2**20,
