@@ -8,8 +8,8 @@ For each UNet2DModel config folder (default: ../shared/golden/configs/*, or
 any folder with config.json), makes a random-weight model with
 ddpm-randmodel, times `ddpm-bench` (one warm-up forward, then the median of
 --iters) and the torch reference (tools/torch_ref/unet.py, float32,
-torch.no_grad, the same weights), and prints a Markdown table with the ratio Vulkan / PyTorch
-(below 1: Vulkan faster), GFLOP per forward and achieved GFLOP/s, the peak
+torch.no_grad, the same weights), and prints a Markdown table with the
+ratio Vulkan / PyTorch (below 1: Vulkan faster), GFLOP per forward and achieved GFLOP/s, the peak
 device memory against the weights' size, the Vulkan time share of each op
 kind (GPU timestamps, DDPM_PROFILE), the 3x3 convolutions' GFLOP/s, and the
 machine's ceiling: sgemm GFLOP/s at 2048^3 through PyTorch's BLAS.
