@@ -6,9 +6,12 @@
 // by the SIMD lanes), each invocation PX consecutive tokens i.
 layout(local_size_x_id = 2) in;
 
-layout(binding = 0) uniform samplerBuffer s; // scores S, [B, heads, T, T]
-layout(binding = 1) uniform samplerBuffer v; // [B, C, T]
+// Image loads, not texel fetches: on lavapipe those are function calls.
+layout(binding = 0, r32f) uniform readonly imageBuffer s; // scores S, [B, heads, T, T]
+layout(binding = 1, r32f) uniform readonly imageBuffer v; // [B, C, T]
 layout(std430, binding = 2) writeonly buffer O { float o[]; };
+layout(binding = 3, rgba32f) uniform readonly imageBuffer s4; // s, with V4
+layout(binding = 4, rgba32f) uniform readonly imageBuffer v4; // v, with V4
 
 layout(push_constant) uniform P { uint b, heads, dh, tokens; } p;
 
@@ -38,32 +41,32 @@ void main() {
     for (uint i = 0; i < PX; i++) {
       int r4 = srow[i] / 4;
       vec4 mv = vec4(-1.0 / 0.0);
-      for (uint j = 0; j < t4; j++) mv = max(mv, texelFetch(s, r4 + int(j)));
+      for (uint j = 0; j < t4; j++) mv = max(mv, imageLoad(s4, r4 + int(j)));
       m[i] = max(max(mv.x, mv.y), max(mv.z, mv.w));
       vec4 lv = vec4(0.0);
-      for (uint j = 0; j < t4; j++) lv += exp(texelFetch(s, r4 + int(j)) - m[i]);
+      for (uint j = 0; j < t4; j++) lv += exp(imageLoad(s4, r4 + int(j)) - m[i]);
       l[i] = (lv.x + lv.y) + (lv.z + lv.w);
     }
     for (uint j = 0; j < t4; j++) {
       vec4 pv[PX];
-      for (uint i = 0; i < PX; i++) pv[i] = exp(texelFetch(s, srow[i] / 4 + int(j)) - m[i]);
+      for (uint i = 0; i < PX; i++) pv[i] = exp(imageLoad(s4, srow[i] / 4 + int(j)) - m[i]);
       for (uint c = 0; c < CB; c++) {
-        vec4 vv = texelFetch(v, int((ch0 + min(c, p.dh - 1 - c0)) * t4 + j));
+        vec4 vv = imageLoad(v4, int((ch0 + min(c, p.dh - 1 - c0)) * t4 + j));
         for (uint i = 0; i < PX; i++) acc[c][i] += dot(vv, pv[i]);
       }
     }
   } else {
   for (uint i = 0; i < PX; i++) {
     m[i] = -1.0 / 0.0;
-    for (uint j = 0; j < t; j++) m[i] = max(m[i], texelFetch(s, srow[i] + int(j)).x);
+    for (uint j = 0; j < t; j++) m[i] = max(m[i], imageLoad(s, srow[i] + int(j)).x);
     l[i] = 0.0;
-    for (uint j = 0; j < t; j++) l[i] += exp(texelFetch(s, srow[i] + int(j)).x - m[i]);
+    for (uint j = 0; j < t; j++) l[i] += exp(imageLoad(s, srow[i] + int(j)).x - m[i]);
   }
   for (uint j = 0; j < t; j++) {
     float pv[PX];
-    for (uint i = 0; i < PX; i++) pv[i] = exp(texelFetch(s, srow[i] + int(j)).x - m[i]);
+    for (uint i = 0; i < PX; i++) pv[i] = exp(imageLoad(s, srow[i] + int(j)).x - m[i]);
     for (uint c = 0; c < CB; c++) {
-      float vv = texelFetch(v, int((ch0 + min(c, p.dh - 1 - c0)) * t + j)).x;
+      float vv = imageLoad(v, int((ch0 + min(c, p.dh - 1 - c0)) * t + j)).x;
       for (uint i = 0; i < PX; i++) acc[c][i] += vv * pv[i];
     }
   }

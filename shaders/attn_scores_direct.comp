@@ -5,9 +5,11 @@
 // invocation PX consecutive columns j.  q, k are channel-major [B, C, T].
 layout(local_size_x_id = 2) in;
 
-layout(binding = 0) uniform samplerBuffer q;
-layout(binding = 1) uniform samplerBuffer k;
+// Image loads, not texel fetches: on lavapipe those are function calls.
+layout(binding = 0, r32f) uniform readonly imageBuffer q;
+layout(binding = 1, r32f) uniform readonly imageBuffer k;
 layout(std430, binding = 2) writeonly buffer S { float s[]; };
+layout(binding = 3, rgba32f) uniform readonly imageBuffer q4; // q, with V4
 
 layout(push_constant) uniform P { uint b, heads, dh, tokens; float scale; } p;
 
@@ -30,11 +32,11 @@ void main() {
     int base = int((c0 + d) * t);
     float kv[PX];
     for (uint j = 0; j < PX; j++)
-      kv[j] = j0 + j < t ? texelFetch(k, base + int(j0 + j)).x : 0.0;
+      kv[j] = j0 + j < t ? imageLoad(k, base + int(j0 + j)).x : 0.0;
     if (V4 != 0) { // IB and i0 are multiples of 4; rows past t are zero
       int b4 = base / 4 + int(i0 / 4);
       for (uint i = 0; i < IB / 4; i++) {
-        vec4 q4 = texelFetch(q, b4 + int(min(i, (t - 1 - i0) / 4)));
+        vec4 q4 = imageLoad(q4, b4 + int(min(i, (t - 1 - i0) / 4)));
         for (uint j = 0; j < PX; j++) {
           acc[4 * i][j] += q4.x * kv[j];
           acc[4 * i + 1][j] += q4.y * kv[j];
@@ -44,7 +46,7 @@ void main() {
       }
     } else {
       for (uint i = 0; i < IB; i++) {
-        float qv = texelFetch(q, base + int(min(i0 + i, t - 1))).x;
+        float qv = imageLoad(q, base + int(min(i0 + i, t - 1))).x;
         for (uint j = 0; j < PX; j++) acc[i][j] += qv * kv[j];
       }
     }

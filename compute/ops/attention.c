@@ -47,8 +47,10 @@ gtensor op_attention(graph *g, gtensor q, gtensor k, gtensor v, int heads) {
   if (cpu) {
     nd.spirv = spv_attn_scores_direct;
     nd.spirv_size = sizeof spv_attn_scores_direct;
-    nd.bind[0] = gb_tensor_texels(q, v4);
-    nd.bind[1] = gb_tensor_texels(k, 1);
+    nd.bind[0] = gb_tensor_image(q);
+    nd.bind[1] = gb_tensor_image(k);
+    nd.bind[3] = gb_tensor_image4(q); /* read with v4 only */
+    nd.n_bind = 4;
     nd.spec[0] = blk, nd.spec[1] = px, nd.spec[2] = lx, nd.spec[3] = v4 == 4;
     nd.n_spec = 4;
     nd.groups[0] = vk_div_up(tokens, px * lx);
@@ -89,8 +91,13 @@ gtensor op_attention(graph *g, gtensor q, gtensor k, gtensor v, int heads) {
   if (cpu) {
     nd.spirv = spv_attn_apply_direct;
     nd.spirv_size = sizeof spv_attn_apply_direct;
-    nd.bind[0] = gb_tensor_texels(s, v4);
-    nd.bind[1] = gb_tensor_texels(v, v4);
+    /* Float views without v4, vec4 views with (a float view of the
+     * scores would count 4x the texels against the device's limit). */
+    nd.bind[0] = gb_tensor_image(v4 == 4 ? v : s);
+    nd.bind[1] = gb_tensor_image(v);
+    nd.bind[3] = gb_tensor_image4(v4 == 4 ? s : v);
+    nd.bind[4] = gb_tensor_image4(v);
+    nd.n_bind = 5;
     nd.spec[0] = blk, nd.spec[1] = px, nd.spec[2] = lx, nd.spec[3] = v4 == 4;
     nd.n_spec = 4;
     nd.groups[0] = vk_div_up(tokens, px * lx);
