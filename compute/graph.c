@@ -221,7 +221,7 @@ static void profile_collect(graph *g) {
         g_hash_table_insert(g->prof, key, acc = g_new0(double, 3));
       acc[0] += (ts[i + 1] - ts[i]) * g->ctx->limits.timestampPeriod * 1e-6;
       acc[1] += 1;
-      acc[2] += NODE(g, i)->flops;
+      acc[2] += nd->flops;
     }
   }
   g_free(ts);

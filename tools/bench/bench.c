@@ -57,7 +57,7 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < n; i++) x[i] = ddpm_noise(1, 0, i);
   int64_t *t = g_new(int64_t, batch);
   for (int b = 0; b < batch; b++) t[b] = 500;
-  double best = 1e30, sum = 0, *times = g_new(double, iters);
+  double sum = 0, *times = g_new(double, iters);
   gint64 t_first = g_get_monotonic_time();
   bool ok = ddpm_model_forward(m, x, t, batch, s, s, eps, &err);
   double first_s = (g_get_monotonic_time() - t_first) / 1e6;
@@ -66,10 +66,10 @@ int main(int argc, char **argv) {
     ok = ddpm_model_forward(m, x, t, batch, s, s, eps, &err);
     double sec = (g_get_monotonic_time() - t0) / 1e6;
     sum += sec;
-    if (sec < best) best = sec;
     times[i] = sec;
   }
-  /* The median as the PyTorch side takes it: the upper middle one. */
+  /* Sorted: the best first, the median as the PyTorch side takes it (the
+   * upper middle one). */
   if (ok) qsort(times, iters, sizeof *times, cmp_double);
   if (ok)
     printf("{\"device\": \"%s\", \"model\": \"%s\", \"params\": %" G_GUINT64_FORMAT
@@ -78,7 +78,8 @@ int main(int argc, char **argv) {
            ", \"weight_bytes\": %" G_GUINT64_FORMAT ", \"gflop\": %.4f"
            ", \"load_s\": %.3f, \"first_forward_s\": %.3f}\n",
            ddpm_context_device(ctx)->name, dir, info.n_params, s, batch, iters,
-           times[iters / 2], sum / iters, best, ddpm_model_peak_device_bytes(m), info.weight_bytes,
+           times[iters / 2], sum / iters, times[0], ddpm_model_peak_device_bytes(m),
+           info.weight_bytes,
            info.forward_flops * batch / 1e9, load_s, first_s);
   else
     fprintf(stderr, "ddpm-bench: %s\n", err->message);
