@@ -74,6 +74,9 @@ layout(push_constant) uniform Push {
   float out_scale;
   uint wbase;                     // first texel of this slice's weights
   uint cblocks, slice_texels, split_stride; // split: see above
+  uint img_texels;                // weight texels between images (Winograd's
+                                  // positions have weights of their own)
+  uint has_bias;
 } p;
 
 shared float xs[V4 ? 1 : TILE];
@@ -92,11 +95,12 @@ void main() {
   uint lid = gl_LocalInvocationID.x;
   uint slice = p.split_stride != 0 ? gl_WorkGroupID.y / p.cblocks : 0;
   uint cblock = gl_WorkGroupID.y - slice * p.cblocks;
-  uint c0 = p.c0 + slice * KC, wbase = p.wbase + slice * p.slice_texels;
+  uint c0 = p.c0 + slice * KC;
   // Workgroups: x tile columns, y output channels (and slices), z tile rows of images
   // nb0 ...; z < 65536, so the float division is exact.
   uint rows = gl_WorkGroupID.z, img = uint((float(rows) + 0.5) / float(p.tiles_y));
   uint nb = p.nb0 + img;
+  uint wbase = p.wbase + slice * p.slice_texels + nb * p.img_texels;
   uint oy0 = (rows - img * p.tiles_y) * TH, ox0 = gl_WorkGroupID.x * TW;
   int iy0 = int(oy0 * STRIDE) - p.pad_t, ix0 = int(ox0 * STRIDE) - p.pad_l;
 
@@ -147,6 +151,7 @@ void main() {
   uint cc = min(co, p.cout - 1);
   uint obase = (nb * p.cout + cc) * p.ho * p.wo;
   float init = imageLoad(bias, int(cc)).x;
+  init = p.has_bias != 0 ? init : 0.0;
   float vv = imageLoad(vec, p.has_vec != 0 ? int(nb * p.cout + cc) : 0).x;
   init = p.has_vec != 0 ? init + vv : init;
   init = slice == 0 ? init : 0.0;

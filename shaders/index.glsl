@@ -6,3 +6,12 @@ uint flat_index() {
 }
 
 float silu(float x) { return x / (1.0 + exp(-x)); }
+
+// a / b for any a (b > 0, a / b < 2^23) without an integer division, which
+// llvmpipe splits into one `div` per lane: the float quotient is within one
+// of the true one, then corrected.
+uint div_fast(uint a, uint b) {
+  uint q = uint(float(a) / float(b));
+  q = q * b > a ? q - 1 : q;
+  return (q + 1) * b <= a ? q + 1 : q;
+}

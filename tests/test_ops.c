@@ -172,7 +172,7 @@ static size_t cpu_conv_nodes(int cin, int hw, int cout) {
 }
 
 static void test_conv2d_split(void) {
-  g_setenv("DDPM_KERNELS", "cpu", TRUE);
+  g_setenv("DDPM_KERNELS", "cpu-direct", TRUE);
   g_assert_cmpuint(cpu_conv_nodes(96, 8, 64), ==, 2);  /* 4 workgroups a slice */
   g_assert_cmpuint(cpu_conv_nodes(96, 32, 64), ==, 3); /* 64 */
   g_unsetenv("DDPM_KERNELS");
@@ -182,10 +182,12 @@ static void test_conv2d_split(void) {
  * every shape; the CPU kernel's slices of input channels, ranges of output
  * channels and tiles all end ragged in some case. */
 static void test_conv2d(void) {
-  const char *kernels[] = {"gpu", "cpu"};
-  for (int v = 0; v < 4; v++) {
-    g_setenv("DDPM_KERNELS", kernels[v % 2], TRUE);
-    ctx->fp16_weights = v >= 2; /* halves, packed two per word */
+  /* cpu: 3x3 convolutions of stride 1 and 16 or more channels in and out
+   * by Winograd F(2x2, 3x3) (fp32 weights), the others direct. */
+  const char *kernels[] = {"gpu", "cpu", "cpu-direct"};
+  for (int v = 0; v < 6; v++) {
+    g_setenv("DDPM_KERNELS", kernels[v % 3], TRUE);
+    ctx->fp16_weights = v >= 3; /* halves, packed two per word */
     conv_case(1, 3, 16, 16, 32, 3, 1, 1, 1, 1, 1, false, false, 0);
     conv_case(2, 5, 7, 9, 13, 3, 1, 1, 1, 1, 1, true, true, 1.5f);
     conv_case(3, 7, 9, 5, 6, 1, 1, 0, 0, 0, 0, false, true, 1.0f);
@@ -208,6 +210,9 @@ static void test_conv2d(void) {
     conv_case(1, 80, 32, 32, 16, 3, 1, 1, 1, 1, 1, true, true, 2.0f);
     conv_case(2, 80, 8, 8, 40, 3, 1, 1, 1, 1, 1, true, true, 0.5f);
     conv_case(1, 530, 4, 8, 20, 1, 1, 0, 0, 0, 0, true, false, 0);
+    /* Winograd in two chunks of tile rows (V over 32 MiB), the second
+     * starting inside the second image. */
+    conv_case(2, 16, 8200, 16, 16, 3, 1, 1, 1, 1, 1, true, true, 1.0f);
     /* More tile rows than a dispatch's 65535: one dispatch per image. */
     conv_case(2, 1, 2 * 40000, 8, 4, 3, 1, 1, 1, 1, 1, true, true, 1.0f);
   }

@@ -197,6 +197,14 @@ static void golden_fp16(gconstpointer name) {
   g_free(dir);
 }
 
+/* The CPU kernels without the Winograd convolution, as on a model whose
+ * weights it does not take. */
+static void golden_cpu_direct(gconstpointer name) {
+  g_setenv("DDPM_KERNELS", "cpu-direct", TRUE);
+  golden_case(name);
+  g_unsetenv("DDPM_KERNELS");
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   ctx = test_context();
@@ -204,6 +212,7 @@ int main(int argc, char **argv) {
   g_test_add_data_func("/unet/golden/tiny_b", "tiny_b", golden_case);
   g_test_add_data_func("/unet/golden/tiny_b/other_kernels", "tiny_b",
                        golden_other_kernels);
+  g_test_add_data_func("/unet/golden/tiny_b/cpu_direct", "tiny_b", golden_cpu_direct);
   g_test_add_data_func("/unet/golden/tiny/fp16", "tiny", golden_fp16);
   g_test_add_data_func("/unet/golden/tiny_b/fp16", "tiny_b", golden_fp16);
   g_test_add_func("/unet/batch_independence", test_batch_independence);

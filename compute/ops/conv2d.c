@@ -24,7 +24,10 @@ gtensor op_conv2d(graph *g, gtensor x, gweight w, gweight b, int cout,
   /* The register-tiled kernel on CPUs, the tiled GEMM on GPUs. */
   ddpm_context *ctx = graph_context(g);
   if (ops_use_cpu_kernels(g) && conv2d_cpu_supported(ctx ? &ctx->limits : NULL)) {
-    conv2d_cpu(g, x, w, b, y, p);
+    if (conv2d_winograd_applies(g, x, w, cout, p))
+      conv2d_winograd(g, x, w, b, y, p);
+    else
+      conv2d_cpu(g, x, w, b, y, p);
     return y;
   }
   /* Halves: derived once per weight, in the same order, two per word. */

@@ -16,6 +16,7 @@ typedef struct {
   float out_scale;
   uint32_t wbase;
   uint32_t cblocks, slice_texels, split_stride;
+  uint32_t img_texels, has_bias;
 } conv2d_cpu_push;
 
 /* The shader's output tile of 2 x 8 pixels (accumulator registers) per
@@ -42,20 +43,8 @@ static int slice_channels(int cin, int k, int unit) {
   return MIN(64, (cin + unit - 1) / unit * unit);
 }
 
-/* Blocking of one weight; it depends on the weight's shape only, so every
- * graph of a model asks for the same layout. */
-typedef struct {
-  int cin, cout, kk;
-  bool f16;       /* weights as packed halves */
-  int kc;         /* input channels per slice */
-  int nslices;
-  int wg;         /* output channels per workgroup */
-  int cor;        /* output channels padded to wg */
-  uint64_t k4;    /* texels (4 words) per output channel and slice */
-} cpu_plan;
-
-static cpu_plan plan(int cin, int cout, int k, bool f16) {
-  cpu_plan a = {.cin = cin, .cout = cout, .kk = k * k, .f16 = f16};
+conv2d_cpu_plan conv2d_cpu_plan_for(int cin, int cout, int k, bool f16) {
+  conv2d_cpu_plan a = {.cin = cin, .cout = cout, .kk = k * k, .f16 = f16};
   /* A texel holds 4 consecutive (channel, tap) weights, 8 as halves:
    * kc * kk % (4 or 8) == 0. */
   int unit = f16 ? 8 : 4;
@@ -67,17 +56,24 @@ static cpu_plan plan(int cin, int cout, int k, bool f16) {
   return a;
 }
 
+uint64_t conv2d_cpu_plan_index(const conv2d_cpu_plan *a, int co, int ci, int tap) {
+  int s = ci / a->kc;
+  return ((uint64_t)s * a->cor + co) * a->kc * a->kk + (uint64_t)(ci % a->kc) * a->kk + tap;
+}
+
+uint64_t conv2d_cpu_plan_floats(const conv2d_cpu_plan *a) {
+  return (uint64_t)a->nslices * a->cor * a->k4 * 4;
+}
+
 /* [cout][cin][kk] -> [slice][cor][kc * kk] weights, i.e. texels of 4 (8
  * halves) consecutive (channel, tap) of one output channel; the padding
  * zero. */
 static void block_weights(const float *src, float *dst, const void *arg) {
-  const cpu_plan *a = arg;
-  uint64_t per = (uint64_t)a->kc * a->kk; /* weights per output channel and slice */
+  const conv2d_cpu_plan *a = arg;
   for (int co = 0; co < a->cout; co++)
     for (int ci = 0; ci < a->cin; ci++)
       for (int t = 0; t < a->kk; t++) {
-        int s = ci / a->kc;
-        uint64_t d = ((uint64_t)s * a->cor + co) * per + (uint64_t)(ci % a->kc) * a->kk + t;
+        uint64_t d = conv2d_cpu_plan_index(a, co, ci, t);
         float v = src[((size_t)co * a->cin + ci) * a->kk + t];
         if (a->f16)
           wstore_set_f16(dst, d, v);
@@ -96,13 +92,22 @@ bool conv2d_cpu_supported(const VkPhysicalDeviceLimits *l) {
 
 void conv2d_cpu(graph *g, gtensor x, gweight w, gweight b, gtensor y,
                 const conv2d_params *p) {
-  int cout = y.c;
-  cpu_plan a = plan(x.c, cout, p->k, ops_fp16_weights(g, w));
+  conv2d_cpu_plan a = conv2d_cpu_plan_for(x.c, y.c, p->k, ops_fp16_weights(g, w));
   char tag[48];
   g_snprintf(tag, sizeof tag, "conv-cpu-%d-%d%s", a.kc, a.cor, a.f16 ? "-f16" : "");
-  uint64_t slice_texels = (uint64_t)a.cor * a.k4;
-  gweight wt = wstore_derive(graph_weights(g), w, tag, a.nslices * slice_texels * 4,
+  gweight wt = wstore_derive(graph_weights(g), w, tag, conv2d_cpu_plan_floats(&a),
                              block_weights, &a);
+  conv2d_cpu_record(g, x, wt, b, y, p, &a, NULL);
+}
+
+void conv2d_cpu_record(graph *g, gtensor x, gweight wt, gweight b, gtensor y,
+                       const conv2d_params *p, const conv2d_cpu_plan *plan,
+                       const conv2d_cpu_gemm *gemm) {
+  const conv2d_cpu_plan a = *plan;
+  const uint32_t img_texels = gemm ? gemm->img_texels : 0;
+  const double flops_scale = gemm ? gemm->flops_scale : 1.0;
+  int cout = y.c;
+  uint64_t slice_texels = (uint64_t)a.cor * a.k4;
   /* Input and output rows in whole vec4s (then so is every tensor's size
    * and offset); the staging then starts 4 columns early at most. */
   const uint32_t v4 = y.w % 4 == 0 && x.w % 4 == 0 && p->pad_l <= 4;
@@ -115,7 +120,8 @@ void conv2d_cpu(graph *g, gtensor x, gweight w, gweight b, gtensor y,
   const uint32_t th = one_px ? 1 : TILE_H, tw = one_px ? 1 : TILE_W;
   uint32_t tiles_x = vk_div_up(y.w, tw), tiles_y = vk_div_up(y.h, th);
   int per = (int)MIN((uint32_t)y.n, 65535u / tiles_y);
-  g_return_if_fail(tiles_x <= 65535 && per >= 1 && slice_texels * a.nslices <= INT32_MAX);
+  g_return_if_fail(tiles_x <= 65535 && per >= 1 &&
+                   slice_texels * a.nslices + (uint64_t)img_texels * (y.n - 1) <= INT32_MAX);
   uint32_t cblocks = vk_div_up(cout, a.wg);
   conv2d_cpu_push pc = {
     .cin = x.c, .h = x.h, .w = x.w, .cout = cout, .ho = y.h, .wo = y.w,
@@ -124,9 +130,10 @@ void conv2d_cpu(graph *g, gtensor x, gweight w, gweight b, gtensor y,
     .has_vec = p->vec != NULL, .has_res = p->residual != NULL,
     .out_scale = p->out_scale != 0.0f ? p->out_scale : 1.0f,
     .cblocks = cblocks, .slice_texels = (uint32_t)slice_texels,
+    .img_texels = img_texels, .has_bias = gemm == NULL,
   };
   gnode nd = {
-    .op = p->k == 1 ? "conv1x1_cpu" : p->k == 3 ? "conv3x3_cpu" : "conv_cpu",
+    .op = gemm ? gemm->op : p->k == 1 ? "conv1x1_cpu" : p->k == 3 ? "conv3x3_cpu" : "conv_cpu",
     .spirv = spv_conv2d_cpu, .spirv_size = sizeof spv_conv2d_cpu,
     .spec = {(uint32_t)a.wg, (uint32_t)p->k, (uint32_t)p->stride, (uint32_t)a.kc, th, tw, v4,
              v4 ? (uint32_t)p->pad_l : 0, a.f16},
@@ -148,7 +155,7 @@ void conv2d_cpu(graph *g, gtensor x, gweight w, gweight b, gtensor y,
                     gb_tensor_image4(part), gb_tensor_image4(x), gb_tensor(part),
                     gb_tensor_image4(x), gb_weight_image4u(wt)};
     memcpy(nd.bind, bind, sizeof bind);
-    nd.flops = 2.0 * y.n * cout * y.h * y.w * x.c * a.kk;
+    nd.flops = flops_scale * 2.0 * y.n * cout * y.h * y.w * x.c * a.kk;
     nd.groups[0] = tiles_x, nd.groups[1] = cblocks * a.nslices, nd.groups[2] = y.n * tiles_y;
     memcpy(nd.push, &pc, sizeof pc);
     graph_add(g, &nd);
@@ -184,7 +191,7 @@ void conv2d_cpu(graph *g, gtensor x, gweight w, gweight b, gtensor y,
       pc.c0 = (uint32_t)(s * a.kc);
       pc.first = s == 0, pc.last = s == a.nslices - 1;
       pc.wbase = (uint32_t)(s * slice_texels);
-      nd.flops = 2.0 * nimg * cout * y.h * y.w * MIN(a.kc, x.c - s * a.kc) * a.kk;
+      nd.flops = flops_scale * 2.0 * nimg * cout * y.h * y.w * MIN(a.kc, x.c - s * a.kc) * a.kk;
       nd.groups[0] = tiles_x, nd.groups[1] = cblocks, nd.groups[2] = (uint32_t)nimg * tiles_y;
       memcpy(nd.push, &pc, sizeof pc);
       graph_add(g, &nd);

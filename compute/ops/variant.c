@@ -10,8 +10,14 @@ bool ops_use_cpu_kernels(graph *g) {
   if (ctx && ctx->limits.minTexelBufferOffsetAlignment > VK_SUBALLOC_ALIGN) return false;
   const char *env = g_getenv("DDPM_KERNELS");
   if (env && !strcmp(env, "gpu")) return false;
-  if (env && !strcmp(env, "cpu")) return true;
+  if (env && (!strcmp(env, "cpu") || !strcmp(env, "cpu-direct"))) return true;
   return ctx && ddpm_context_device(ctx)->type == DDPM_DEVICE_CPU;
+}
+
+bool ops_use_winograd(graph *g) {
+  (void)g;
+  const char *env = g_getenv("DDPM_KERNELS");
+  return !env || strcmp(env, "cpu-direct") != 0;
 }
 
 bool ops_fp16_weights(graph *g, gweight w) {
