@@ -40,6 +40,7 @@ layout(constant_id = 8) const bool F16 = false; // weights as packed halves
 const uint KK = KS * KS;
 const uint WPV = F16 ? 8 : 4;                  // weights per texel
 const uint K4 = KC * KK / WPV;                 // texels per output channel
+const uint LANES = 8;                          // channels whose texels interleave
 const uint IH = (TH - 1) * STRIDE + KS;        // staged input rows
 // Staged input columns: exactly the tile's, or with V4 a span of whole
 // vec4s starting PAD4 - PAD before the tile's first input column.
@@ -60,9 +61,11 @@ layout(binding = 6, rgba32f) uniform readonly imageBuffer part4;
 layout(binding = 7, rgba32f) uniform readonly imageBuffer res4;
 layout(std430, binding = 8) writeonly buffer Y4 { vec4 y4[]; };
 layout(binding = 9, rgba32f) uniform readonly imageBuffer x4;
-// Weights, per slice [output channel][K4] texels: texel k / WPV holds
-// weights k .. k + WPV - 1 of the slice, k = channel * KK + tap (float
-// bits, or two halves per word, the lower first).
+// Weights, per slice [output channel / 8][K4][output channel % 8] texels:
+// texel k / WPV of a channel holds weights k .. k + WPV - 1 of the slice,
+// k = channel * KK + tap (float bits, or two halves per word, the lower
+// first).  8 channels' texels side by side make one vector's gather read
+// 128 contiguous bytes.
 layout(binding = 10, rgba32ui) uniform readonly uimageBuffer wimg;
 
 layout(push_constant) uniform Push {
@@ -87,7 +90,8 @@ float staged(uint i) { return V4 ? xs4[i / 4][i % 4] : xs[i]; }
 // Weight k (channel * KK + tap) of the slice for output channel wcol; k is
 // a constant once unrolled, so the loads of one texel are one gather.
 float weight(uint wbase, uint wcol, uint k) {
-  uint word = imageLoad(wimg, int(wbase + wcol * K4 + k / WPV))[k % WPV / (F16 ? 2 : 1)];
+  uint texel = wbase + (wcol / LANES * K4 + k / WPV) * LANES + wcol % LANES;
+  uint word = imageLoad(wimg, int(texel))[k % WPV / (F16 ? 2 : 1)];
   return F16 ? unpackHalf2x16(word)[k % 2] : uintBitsToFloat(word);
 }
 

@@ -22,19 +22,34 @@ typedef struct {
 /* The shader's output tile of 2 x 8 pixels (accumulator registers) per
  * channel, fixed: every variant costs about a second of compile time per
  * process, so narrow images leave part of the tile idle rather than
- * getting variants of their own.  A workgroup has 64 output channels, or
- * 32 where 64 would leave more than an eighth of them idle (32 and 96
- * channels).  A slice has 32 input channels (3x3), the unrolled body's
- * size; a 1x1 slice the most of 256, 128 or 64 that cin fills, so a model
- * compiles two 1x1 variants at most while wide ones dispatch a quarter as
- * often (cifar10's 1x1 convolutions took 34 ms instead of 60). */
-enum { TILE_H = 2, TILE_W = 8, WG_MAX = 64, WG_MIN = 32, KC_3X3 = 32, KC_1X1_MAX = 256 };
+ * getting variants of their own.  A workgroup has the most output
+ * channels of 64 (3x3) or 256 (1x1), or their halves down to 32, that
+ * leaves at most an eighth of them idle: every invocation stages a
+ * workgroup-th of the input tile, and a 1x1 invocation, with 9 times
+ * fewer multiply-adds, pays for that 9 times as much (on cifar10's
+ * Winograd GEMMs 256 made a forward 11% faster than 64; 3x3 convolutions
+ * measured no difference).  A slice has 32 input channels (3x3), the
+ * unrolled body's size; a 1x1 slice the most of 256, 128 or 64 that cin
+ * fills, so wide ones dispatch a quarter as often (cifar10's 1x1
+ * convolutions took 34 ms instead of 60). */
+enum { TILE_H = 2, TILE_W = 8, WG_3X3 = 64, WG_1X1 = 256, WG_MIN = 32, KC_3X3 = 32, KC_1X1_MAX = 256 };
 
 /* A convolution of three or more slices with fewer workgroups than this
  * each runs them all in one dispatch, then sums them in a second: small
  * images at the U-Net's bottom would otherwise leave threads idle and pay
  * a dispatch (57 us or more on lavapipe) per slice. */
 enum { SPLIT_BELOW = 64 };
+
+/* The texels of 8 consecutive output channels (one llvmpipe vector of
+ * invocations) lie side by side: a gather then reads two cache lines, not
+ * eight, and the weights stream in order. */
+enum { LANES = 8 };
+
+static int workgroup_channels(int cout, int k) {
+  for (int wg = k == 1 ? WG_1X1 : WG_3X3; wg > WG_MIN; wg /= 2)
+    if ((cout + wg - 1) / wg * wg - cout <= cout / 8) return wg;
+  return WG_MIN;
+}
 
 static int slice_channels(int cin, int k, int unit) {
   if (k != 1) return MIN(KC_3X3, (cin + unit - 1) / unit * unit);
@@ -50,15 +65,18 @@ conv2d_cpu_plan conv2d_cpu_plan_for(int cin, int cout, int k, bool f16) {
   int unit = f16 ? 8 : 4;
   a.kc = slice_channels(cin, k, unit);
   a.nslices = (int)vk_div_up(cin, a.kc);
-  a.wg = (cout + WG_MAX - 1) / WG_MAX * WG_MAX - cout > cout / 8 ? WG_MIN : WG_MAX;
+  a.wg = workgroup_channels(cout, k);
   a.cor = (cout + a.wg - 1) / a.wg * a.wg;
   a.k4 = (uint64_t)a.kc * a.kk / unit;
   return a;
 }
 
 uint64_t conv2d_cpu_plan_index(const conv2d_cpu_plan *a, int co, int ci, int tap) {
+  const int unit = a->f16 ? 8 : 4;
   int s = ci / a->kc;
-  return ((uint64_t)s * a->cor + co) * a->kc * a->kk + (uint64_t)(ci % a->kc) * a->kk + tap;
+  uint64_t k = (uint64_t)(ci % a->kc) * a->kk + tap;
+  uint64_t texel = ((uint64_t)s * a->cor + co / LANES * LANES) * a->k4 + k / unit * LANES + co % LANES;
+  return texel * unit + k % unit;
 }
 
 uint64_t conv2d_cpu_plan_floats(const conv2d_cpu_plan *a) {
