@@ -253,6 +253,9 @@ static void test_groupnorm(void) {
     groupnorm_case(1, 65540, 9, 9, 16385, false); /* more row workgroups than 65535 */
     groupnorm_case(3, 10, 5, 5, 5, true);     /* 2 rows of 25 per workgroup */
     groupnorm_case(1, 7, 3, 4, 7, false);     /* 21 rows of 3 vec4s, only 7 */
+    /* A group whose statistics fit the CPU loops on llvmpipe, but not with
+     * the one-dispatch form's third pass: statistics, then normalizing. */
+    groupnorm_case(1, 2, 800, 1000, 2, true);
     /* A group too large for the CPU statistics' loops on llvmpipe. */
     groupnorm_case(1, 2, 1152, 1152, 2, false);
   }

@@ -3,6 +3,7 @@
 #include "ops/ops.h"
 #include "groupnorm.spv.h"
 #include "groupnorm_apply_direct.spv.h"
+#include "groupnorm_direct.spv.h"
 #include "groupnorm_stats_direct.spv.h"
 
 typedef struct {
@@ -34,6 +35,29 @@ gtensor op_groupnorm(graph *g, gtensor x, gweight gamma, gweight beta,
   uint64_t count = (uint64_t)(x.c / groups) * pc.hw;
   uint32_t lanes = ctx ? ctx->info.subgroup_size : 8;
   bool stats_fit = 2 * vk_div_up(count / (v4 ? 4 : 1), lanes) <= 65535;
+  /* One dispatch where the group's three passes (two of statistics, one
+   * normalizing channel by channel) fit that limit. */
+  uint64_t cpg = (uint64_t)x.c / groups, row = pc.hw / (v4 ? 4 : 1);
+  bool fused_fit = 2 * vk_div_up(count / (v4 ? 4 : 1), lanes) + cpg * vk_div_up(row, lanes) <= 65535;
+  if (ops_use_cpu_kernels(g) && (!ctx || ctx->subgroup_arith) && fused_fit) {
+    nd.spirv = spv_groupnorm_direct;
+    nd.spirv_size = sizeof spv_groupnorm_direct;
+    nd.n_bind = 6;
+    nd.bind[0] = gb_tensor_image(x);
+    nd.bind[1] = gb_tensor_image4(x);
+    nd.bind[2] = gb_weight_image(gamma);
+    nd.bind[3] = gb_weight_image(beta);
+    nd.bind[4] = gb_tensor(y);
+    nd.bind[5] = gb_tensor(y);
+    nd.writes = 4;
+    /* A workgroup is one subgroup: its size, known when recording. */
+    nd.spec[0] = lanes;
+    nd.spec[1] = v4;
+    nd.n_spec = 2;
+    graph_groups_1d((uint64_t)x.n * groups, 1, nd.groups);
+    graph_add(g, &nd);
+    return y;
+  }
   if (ops_use_cpu_kernels(g) && (!ctx || ctx->subgroup_arith) && stats_fit) {
     /* Statistics per (n, group), then an elementwise pass; both read 4
      * elements at a time when rows come in whole vec4s (then so does every
