@@ -44,6 +44,10 @@ static inline gbind gb_weight_image(gweight w) {
 static inline gbind gb_tensor_image4(gtensor t) {
   return (gbind){GBIND_TENSOR, t.id, VK_BIND_STORAGE_TEXEL, 4};
 }
+/* A tensor as an imageBuffer of uvec4 (rgba32ui): 4 words per texel. */
+static inline gbind gb_tensor_image4u(gtensor t) {
+  return (gbind){GBIND_TENSOR, t.id, VK_BIND_STORAGE_TEXEL, -4};
+}
 /* A weight as an imageBuffer of uvec4 (rgba32ui): 4 words per texel. */
 static inline gbind gb_weight_image4u(gweight w) {
   return (gbind){GBIND_WEIGHT, w.id, VK_BIND_STORAGE_TEXEL, -4};

@@ -336,14 +336,19 @@ static void attention_case(int n, int c, int hh, int ww, int heads) {
 }
 
 static void test_attention(void) {
-  const char *kernels[] = {"gpu", "cpu"};
-  for (int v = 0; v < 2; v++) {
+  /* cpu: the products as GEMMs through the convolution kernel where they
+   * are large enough; cpu-direct: the direct CPU kernels throughout. */
+  const char *kernels[] = {"gpu", "cpu", "cpu-direct"};
+  for (int v = 0; v < 3; v++) {
     g_setenv("DDPM_KERNELS", kernels[v], TRUE);
     attention_case(2, 64, 8, 8, 1);
     attention_case(1, 48, 6, 6, 6);
     attention_case(3, 15, 5, 3, 3);
     attention_case(1, 8, 1, 1, 1);
     attention_case(1, 40, 9, 7, 2); /* dh 20: a partial channel block */
+    /* With cpu, the GEMM form (256 tokens or more, 128 channels a head or more). */
+    attention_case(2, 256, 16, 16, 2); /* 2 heads of 128 */
+    attention_case(1, 128, 16, 17, 1); /* 272 tokens: rows not in vec4s */
   }
   g_unsetenv("DDPM_KERNELS");
 }

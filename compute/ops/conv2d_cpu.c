@@ -124,6 +124,11 @@ void conv2d_cpu_record(graph *g, gtensor x, gweight wt, gweight b, gtensor y,
   const conv2d_cpu_plan a = *plan;
   const uint32_t img_texels = gemm ? gemm->img_texels : 0;
   const double flops_scale = gemm ? gemm->flops_scale : 1.0;
+  const bool tensor_weights = gemm && gemm->weights;
+  /* The bias slot of a GEMM is not read (has_bias 0): any float image. */
+  const gbind bias_bind = tensor_weights ? gb_tensor_image(x) : gb_weight_image(b);
+  const gbind weight_bind = tensor_weights ? gb_tensor_image4u(*gemm->weights)
+                                           : gb_weight_image4u(wt);
   int cout = y.c;
   uint64_t slice_texels = (uint64_t)a.cor * a.k4;
   /* Input and output rows in whole vec4s (then so is every tensor's size
@@ -168,10 +173,10 @@ void conv2d_cpu_record(graph *g, gtensor x, gweight wt, gweight b, gtensor y,
     pc.split_stride = (uint32_t)gtensor_count(y);
     /* The vec4 views (6-9) are read only with v4; 1 and 6 (y so far) not
      * at all. */
-    gbind bind[] = {gb_tensor_image(x), gb_tensor_image(part), gb_weight_image(b),
+    gbind bind[] = {gb_tensor_image(x), gb_tensor_image(part), bias_bind,
                     gb_tensor_image(p->vec ? *p->vec : x), gb_tensor_image(x), gb_tensor(part),
                     gb_tensor_image4(part), gb_tensor_image4(x), gb_tensor(part),
-                    gb_tensor_image4(x), gb_weight_image4u(wt)};
+                    gb_tensor_image4(x), weight_bind};
     memcpy(nd.bind, bind, sizeof bind);
     nd.flops = flops_scale * 2.0 * y.n * cout * y.h * y.w * x.c * a.kk;
     nd.groups[0] = tiles_x, nd.groups[1] = cblocks * a.nslices, nd.groups[2] = y.n * tiles_y;
@@ -196,11 +201,11 @@ void conv2d_cpu_record(graph *g, gtensor x, gweight wt, gweight b, gtensor y,
     return;
   }
   /* The vec4 views (6-9) are read only with v4. */
-  gbind bind[] = {gb_tensor_image(x), gb_tensor_image(y), gb_weight_image(b),
+  gbind bind[] = {gb_tensor_image(x), gb_tensor_image(y), bias_bind,
                   gb_tensor_image(p->vec ? *p->vec : x),
                   gb_tensor_image(p->residual ? *p->residual : x), gb_tensor(y),
                   gb_tensor_image4(y), gb_tensor_image4(p->residual ? *p->residual : x),
-                  gb_tensor(y), gb_tensor_image4(x), gb_weight_image4u(wt)};
+                  gb_tensor(y), gb_tensor_image4(x), weight_bind};
   memcpy(nd.bind, bind, sizeof bind);
   for (int nb0 = 0; nb0 < y.n; nb0 += per) {
     int nimg = MIN(per, y.n - nb0);

@@ -34,13 +34,16 @@ conv2d_cpu_plan conv2d_cpu_plan_for(int cin, int cout, int k, bool f16);
 uint64_t conv2d_cpu_plan_index(const conv2d_cpu_plan *a, int co, int ci, int tap);
 uint64_t conv2d_cpu_plan_floats(const conv2d_cpu_plan *a);
 
-/* A batched GEMM through the kernel (Winograd's positions): image nb of x
- * uses the weights img_texels * nb texels (4 floats) further on, no bias;
- * the nodes are named `op` and count flops_scale times their own flops. */
+/* A batched GEMM through the kernel (Winograd's positions, attention's
+ * images): image nb of x uses the weights img_texels * nb texels (4 floats)
+ * further on, no bias; the nodes are named `op` and count flops_scale
+ * times their own flops.  With `weights` set, the weights are that tensor
+ * (packed as `plan` says) instead of wt, and b is not bound. */
 typedef struct {
   uint32_t img_texels;
   const char *op;
   double flops_scale;
+  const gtensor *weights;
 } conv2d_cpu_gemm;
 
 /* Records the kernel with weights wt already blocked by `plan`: the

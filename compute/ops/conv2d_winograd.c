@@ -35,7 +35,7 @@ bool conv2d_winograd_applies(graph *g, gtensor x, gweight w, int cout,
                              const conv2d_params *p) {
   /* Depends on the weight and the layer only, never on the image: every
    * graph of a model must ask for the same weight layout. */
-  return ops_use_winograd(g) && p->k == 3 && p->stride == 1 && p->pad_t == 1 && p->pad_l == 1 &&
+  return ops_use_cpu_gemms(g) && p->k == 3 && p->stride == 1 && p->pad_t == 1 && p->pad_l == 1 &&
          p->pad_b == 1 && p->pad_r == 1 && x.c >= 16 && cout >= 16 &&
          (int64_t)x.c * cout <= MAX_CIN_COUT && !ops_fp16_weights(g, w);
 }

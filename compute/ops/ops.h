@@ -11,10 +11,11 @@
  * every graph of a model (activations too large for a texel buffer are
  * refused by graph_compile instead). */
 bool ops_use_cpu_kernels(graph *g);
-/* Whether CPU-device 3x3 convolutions may take the Winograd path
- * (ops/conv2d_winograd.c); DDPM_KERNELS=cpu-direct, the CPU kernels
- * without it, is for tests and benchmarks. */
-bool ops_use_winograd(graph *g);
+/* Whether CPU devices may run ops as GEMMs through the convolution kernel:
+ * 3x3 convolutions by Winograd (ops/conv2d_winograd.c), attention's two
+ * products (ops/attention.c); DDPM_KERNELS=cpu-direct, the CPU kernels
+ * without them, is for tests and benchmarks. */
+bool ops_use_cpu_gemms(graph *g);
 /* Whether an op stores weight w as IEEE halves (converted to float in the
  * shader): when the context asks for fp16 weights and every value of w
  * fits the half range (else w stays float32). */

@@ -14,7 +14,7 @@ bool ops_use_cpu_kernels(graph *g) {
   return ctx && ddpm_context_device(ctx)->type == DDPM_DEVICE_CPU;
 }
 
-bool ops_use_winograd(graph *g) {
+bool ops_use_cpu_gemms(graph *g) {
   (void)g;
   const char *env = g_getenv("DDPM_KERNELS");
   return !env || strcmp(env, "cpu-direct") != 0;
