@@ -74,8 +74,12 @@ static bool attention_gemm(graph *g, gtensor q, gtensor k, gtensor v, int heads,
       3 * (uint64_t)t > 65535)
     return false;
   const conv2d_params one = {.k = 1, .stride = 1};
-
   conv2d_cpu_plan ps = conv2d_cpu_plan_for((int)dh, (int)t, 1, false);
+  conv2d_cpu_plan pa = conv2d_cpu_plan_for((int)t, (int)dh, 1, false);
+  /* The kernel addresses all images' weights with 31-bit texel indices. */
+  uint64_t most = MAX((uint64_t)ps.nslices * ps.cor * ps.k4, (uint64_t)pa.nslices * pa.cor * pa.k4);
+  if (most * nh > INT32_MAX) return false;
+
   conv2d_cpu_gemm gs = {.op = "attn_scores", .flops_scale = 1.0};
   gtensor kp = pack(g, k, nh, dh, t, &ps, true, &gs.img_texels);
   gs.weights = &kp;
@@ -99,7 +103,6 @@ static bool attention_gemm(graph *g, gtensor q, gtensor k, gtensor v, int heads,
   graph_groups_1d((uint64_t)nh * t, 64, sm.groups);
   graph_add(g, &sm);
 
-  conv2d_cpu_plan pa = conv2d_cpu_plan_for((int)t, (int)dh, 1, false);
   conv2d_cpu_gemm ga = {.op = "attn_apply", .flops_scale = 1.0};
   gtensor vp = pack(g, v, nh, dh, t, &pa, false, &ga.img_texels);
   ga.weights = &vp;
