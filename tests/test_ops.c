@@ -253,9 +253,12 @@ static void test_groupnorm(void) {
     groupnorm_case(1, 65540, 9, 9, 16385, false); /* more row workgroups than 65535 */
     groupnorm_case(3, 10, 5, 5, 5, true);     /* 2 rows of 25 per workgroup */
     groupnorm_case(1, 7, 3, 4, 7, false);     /* 21 rows of 3 vec4s, only 7 */
-    /* A group whose statistics fit the CPU loops on llvmpipe, but not with
-     * the one-dispatch form's third pass: statistics, then normalizing. */
+    /* Groups whose statistics fit the CPU loops on llvmpipe, but not with
+     * the one-dispatch form's third pass: statistics, then normalizing;
+     * the second by its channel loop's passes (30000 channels of 1 pixel). */
     groupnorm_case(1, 2, 800, 1000, 2, true);
+    groupnorm_case(1, 60000, 1, 1, 2, false);
+    groupnorm_case(1, 40000, 1, 1, 2, true); /* one dispatch, near the limit */
     /* A group too large for the CPU statistics' loops on llvmpipe. */
     groupnorm_case(1, 2, 1152, 1152, 2, false);
   }

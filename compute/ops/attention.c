@@ -68,10 +68,10 @@ static bool attention_gemm(graph *g, gtensor q, gtensor k, gtensor v, int heads,
   const int nh = q.n * heads;
   /* At least 256 tokens and 128 channels a head: smaller products would
    * each compile kernel variants of their own (about 0.35 s a process on
-   * lavapipe) for little work; the softmax's three passes over T within
-   * llvmpipe's loop limit. */
+   * lavapipe) for little work; the softmax's three loops over T, T + 1
+   * passes each, within llvmpipe's limit of 65535 loop passes. */
   if (!conv2d_cpu_supported(ctx ? &ctx->limits : NULL) || t < 256 || dh < 128 ||
-      3 * (uint64_t)t > 65535)
+      3 * ((uint64_t)t + 1) >= 65535)
     return false;
   const conv2d_params one = {.k = 1, .stride = 1};
   conv2d_cpu_plan ps = conv2d_cpu_plan_for((int)dh, (int)t, 1, false);

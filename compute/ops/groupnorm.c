@@ -34,11 +34,15 @@ gtensor op_groupnorm(graph *g, gtensor x, gweight gamma, gweight beta,
   const bool v4 = pc.hw % 4 == 0;
   uint64_t count = (uint64_t)(x.c / groups) * pc.hw;
   uint32_t lanes = ctx ? ctx->info.subgroup_size : 8;
-  bool stats_fit = 2 * vk_div_up(count / (v4 ? 4 : 1), lanes) <= 65535;
+  bool stats_fit = 2 * (vk_div_up(count / (v4 ? 4 : 1), lanes) + 1) < 65535;
   /* One dispatch where the group's three passes (two of statistics, one
-   * normalizing channel by channel) fit that limit. */
+   * normalizing channel by channel) fit that limit, which counts every
+   * pass of a loop's end, the last (leaving) one too, across all its
+   * loops: the channel loop's cpg + 1 and each row loop's passes. */
   uint64_t cpg = (uint64_t)x.c / groups, row = pc.hw / (v4 ? 4 : 1);
-  bool fused_fit = 2 * vk_div_up(count / (v4 ? 4 : 1), lanes) + cpg * vk_div_up(row, lanes) <= 65535;
+  uint64_t passes = 2 * (vk_div_up(count / (v4 ? 4 : 1), lanes) + 1) + (cpg + 1) +
+                    cpg * (vk_div_up(row, lanes) + 1);
+  bool fused_fit = passes < 65535;
   if (ops_use_cpu_kernels(g) && (!ctx || ctx->subgroup_arith) && fused_fit) {
     nd.spirv = spv_groupnorm_direct;
     nd.spirv_size = sizeof spv_groupnorm_direct;
