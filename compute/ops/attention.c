@@ -35,9 +35,9 @@ typedef struct {
  * src[co][ci]. */
 static gtensor pack(graph *g, gtensor src, int images, uint32_t rows, uint32_t cols,
                     const conv2d_cpu_plan *plan, bool transpose, uint32_t *img_texels) {
-  uint64_t texels = (uint64_t)plan->nslices * plan->cor * plan->k4;
+  uint64_t texels = conv2d_cpu_plan_floats(plan) / 4;
   *img_texels = (uint32_t)texels;
-  gtensor w = graph_tensor(g, images, (int)(texels * 4), 1, 1);
+  gtensor w = graph_tensor(g, images, (int)conv2d_cpu_plan_floats(plan), 1, 1);
   pack_push pp = {(uint32_t)images, rows, cols, (uint32_t)plan->cout, (uint32_t)plan->cin,
                   (uint32_t)plan->kc, (uint32_t)plan->cor, (uint32_t)plan->k4,
                   (uint32_t)texels, transpose};
@@ -77,7 +77,7 @@ static bool attention_gemm(graph *g, gtensor q, gtensor k, gtensor v, int heads,
   conv2d_cpu_plan ps = conv2d_cpu_plan_for((int)dh, (int)t, 1, false);
   conv2d_cpu_plan pa = conv2d_cpu_plan_for((int)t, (int)dh, 1, false);
   /* The kernel addresses all images' weights with 31-bit texel indices. */
-  uint64_t most = MAX((uint64_t)ps.nslices * ps.cor * ps.k4, (uint64_t)pa.nslices * pa.cor * pa.k4);
+  uint64_t most = MAX(conv2d_cpu_plan_floats(&ps), conv2d_cpu_plan_floats(&pa)) / 4;
   if (most * nh > INT32_MAX) return false;
 
   conv2d_cpu_gemm gs = {.op = "attn_scores", .flops_scale = 1.0};

@@ -43,7 +43,8 @@ gtensor op_groupnorm(graph *g, gtensor x, gweight gamma, gweight beta,
   uint64_t passes = 2 * (vk_div_up(count / (v4 ? 4 : 1), lanes) + 1) + (cpg + 1) +
                     cpg * (vk_div_up(row, lanes) + 1);
   bool fused_fit = passes < 65535;
-  if (ops_use_cpu_kernels(g) && (!ctx || ctx->subgroup_arith) && fused_fit) {
+  const bool cpu = ops_use_cpu_kernels(g) && (!ctx || ctx->subgroup_arith);
+  if (cpu && fused_fit) {
     nd.spirv = spv_groupnorm_direct;
     nd.spirv_size = sizeof spv_groupnorm_direct;
     nd.n_bind = 6;
@@ -62,7 +63,7 @@ gtensor op_groupnorm(graph *g, gtensor x, gweight gamma, gweight beta,
     graph_add(g, &nd);
     return y;
   }
-  if (ops_use_cpu_kernels(g) && (!ctx || ctx->subgroup_arith) && stats_fit) {
+  if (cpu && stats_fit) {
     /* Statistics per (n, group), then an elementwise pass; both read 4
      * elements at a time when rows come in whole vec4s (then so does every
      * tensor's size, and a group). */
@@ -76,7 +77,7 @@ gtensor op_groupnorm(graph *g, gtensor x, gweight gamma, gweight beta,
     nd.bind[2] = gb_tensor(st);
     nd.writes = 2;
     /* A workgroup is one subgroup: its size, known when recording. */
-    nd.spec[0] = ctx ? ctx->info.subgroup_size : 8;
+    nd.spec[0] = lanes;
     nd.spec[1] = v4;
     nd.n_spec = 2;
     graph_groups_1d((uint64_t)x.n * groups, 1, nd.groups);
