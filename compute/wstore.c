@@ -73,6 +73,14 @@ bool wstore_find(const wstore *ws, const char *name, gweight *out) {
   return true;
 }
 
+bool wstore_has_derived(const wstore *ws, gweight w, const char *tag) {
+  char *key = g_strdup_printf("%d/%s", w.id, tag);
+  gweight d;
+  bool found = wstore_find(ws, key, &d);
+  g_free(key);
+  return found;
+}
+
 gweight wstore_derive(wstore *ws, gweight w, const char *tag, uint64_t count,
                       wstore_fill_fn fill, const void *arg) {
   char *key = g_strdup_printf("%d/%s", w.id, tag);

@@ -32,6 +32,8 @@ bool wstore_find(const wstore *ws, const char *name, gweight *out);
 typedef void (*wstore_fill_fn)(const float *src, float *dst, const void *arg);
 gweight wstore_derive(wstore *ws, gweight w, const char *tag, uint64_t count,
                       wstore_fill_fn fill, const void *arg);
+/* Whether wstore_derive has made copy `tag` of `w`. */
+bool wstore_has_derived(const wstore *ws, gweight w, const char *tag);
 
 /* Whether every value of `w` survives conversion to IEEE half (no finite
  * value beyond the half range, 65504); true for a stand-in.  The first

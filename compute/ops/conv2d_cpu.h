@@ -52,9 +52,9 @@ void conv2d_cpu_record(graph *g, gtensor x, gweight wt, gweight b, gtensor y,
                        const conv2d_params *p, const conv2d_cpu_plan *plan,
                        const conv2d_cpu_gemm *gemm);
 
-/* The Winograd F(2x2, 3x3) convolution for CPU devices
- * (ops/conv2d_winograd.c): whether it takes this convolution, and the
- * recording. */
+/* The Winograd convolution for CPU devices (ops/conv2d_winograd.c),
+ * F(4x4, 3x3) or F(2x2, 3x3): whether it takes this convolution, and the
+ * recording, in the form the weight's first graph chose. */
 bool conv2d_winograd_applies(graph *g, gtensor x, gweight w, int cout,
                              const conv2d_params *p);
 void conv2d_winograd(graph *g, gtensor x, gweight w, gweight b, gtensor y,
