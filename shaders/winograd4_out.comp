@@ -5,8 +5,9 @@
 // then the convolution's epilogue: + bias (+ vec), then (res + y) / out_scale.
 //
 // One invocation is a pair of consecutive tiles of one output channel's
-// tile row (see winograd4_in.comp): 36 vec4 image loads (half of each is
-// the pair's), then 4 output rows of 8 columns (with W8 as vec4 stores).
+// tile row (half a quad of winograd4_in.comp): 36 vec4 image loads (half
+// of each is the pair's), then 4 output rows of 8 columns (with W8 as vec4
+// stores).
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_GOOGLE_include_directive : require
 layout(local_size_x = 64) in;
@@ -22,7 +23,7 @@ layout(std430, binding = 5) writeonly buffer Y { float y[]; }; // [n, cout, h, w
 layout(std430, binding = 6) writeonly buffer Y4 { vec4 y4[]; }; // the same
 
 layout(push_constant) uniform P {
-  uint cout, h, w, th, upr;
+  uint cout, h, w, th, upr; // upr: pairs per tile row
   uint r0, rows, cols;
   uint has_vec, has_res;
   float out_scale;
@@ -43,6 +44,9 @@ void main() {
   uint rr = div_fast(qc, p.upr);
   uint pr = qc - rr * p.upr, r = p.r0 + rr;
   uint img = div_fast(r, p.th), ty = r - img * p.th;
+  // A tile row's quads of winograd4_in.comp may end in a pair past w.
+  live = live && 8 * pr < p.w;
+  pr = live ? pr : 0;
 
   // Pair qc's two columns: half of texel qc / 2 (cols % 16 == 0).
   vec2 m[36];

@@ -258,9 +258,12 @@ static void test_conv2d(void) {
     conv_case(2, 16, 8200, 16, 16, 3, 1, 1, 1, 1, 1, true, true, 1.0f);
     /* F(4x4, 3x3) (16 x 16 images or more, cin x cout <= 256 x 256): rows
      * of vec4s but not of 8 floats, h % 4 != 0, tile rows across images;
-     * scalar rows; the widest weights, whose sums round the most. */
+     * scalar rows; rows of 8 floats but not 16 (the input transform's
+     * last quad half outside); the widest weights, whose sums round the
+     * most. */
     conv_case(2, 24, 18, 20, 40, 3, 1, 1, 1, 1, 1, true, true, 1.5f);
     conv_case(1, 20, 17, 19, 24, 3, 1, 1, 1, 1, 1, false, true, 1.0f);
+    conv_case(1, 16, 16, 24, 16, 3, 1, 1, 1, 1, 1, false, true, 0.5f); /* a pair past w */
     conv_case(1, 256, 16, 16, 256, 3, 1, 1, 1, 1, 1, true, false, 0);
     /* More tile rows than a dispatch's 65535: one dispatch per image. */
     conv_case(2, 1, 2 * 40000, 8, 4, 3, 1, 1, 1, 1, 1, true, true, 1.0f);

@@ -42,21 +42,23 @@ enum { CHUNK_FLOATS = 1 << 23, MAX_CHUNKS = 16 };
  * fit one dispatch's 65535 workgroup rows. */
 enum { MAX_COLS = 16 * 65535 };
 
-/* The two forms.  A transform invocation covers 8 output columns of a
- * tile row: 4 tiles of F(2x2) or 2 of F(4x4). */
+/* The two forms.  An input transform invocation covers in_tiles tiles of
+ * a tile row (F(2x2) 4: 8 columns; F(4x4) 4: 16), an output transform
+ * invocation out_tiles (4: 8 columns; 2: 8). */
 typedef struct {
   int m;              /* output tile side */
-  int unit_tiles;     /* tiles per transform invocation */
+  int in_tiles, out_tiles;
+  int in_align;       /* the input transform's vec4 loads need w % in_align == 0 */
   const char *tag;    /* of U in the weight store */
   const char *in_op, *gemm_op, *out_op; /* node names (DDPM_PROFILE) */
   const uint32_t *in_spv, *out_spv;
   size_t in_size, out_size;
 } winograd_form;
 
-static const winograd_form F2 = {2, 4, "winograd", "conv3x3_winograd_in",
+static const winograd_form F2 = {2, 4, 4, 8, "winograd", "conv3x3_winograd_in",
                                  "conv3x3_winograd_gemm", "conv3x3_winograd_out", spv_winograd_in, spv_winograd_out,
                                  sizeof spv_winograd_in, sizeof spv_winograd_out};
-static const winograd_form F4 = {4, 2, "winograd4", "conv3x3_winograd4_in",
+static const winograd_form F4 = {4, 4, 2, 4, "winograd4", "conv3x3_winograd4_in",
                                  "conv3x3_winograd4_gemm", "conv3x3_winograd4_out", spv_winograd4_in, spv_winograd4_out,
                                  sizeof spv_winograd4_in, sizeof spv_winograd4_out};
 
@@ -143,10 +145,13 @@ void conv2d_winograd(graph *g, gtensor x, gweight w, gweight b, gtensor y,
   gweight u = wstore_derive(graph_weights(g), w, tag, positions * l.per_pos,
                             transform_weights, &l);
 
-  /* Tiles: m x m outputs; a tile row padded to whole units of 8 columns. */
-  const uint32_t th = (uint32_t)(x.h + m - 1) / m, upr = (uint32_t)(x.w + 7) / 8;
-  const uint32_t w8 = x.w % 8 == 0;
-  const uint64_t rows_all = (uint64_t)x.n * th, row_cols = (uint64_t)l.f->unit_tiles * upr;
+  /* Tiles: m x m outputs; a tile row padded to whole input transform
+   * invocations, in_upr of them, and out_upr output ones. */
+  const uint32_t in_cols = (uint32_t)(m * l.f->in_tiles);
+  const uint32_t th = (uint32_t)(x.h + m - 1) / m, in_upr = (uint32_t)(x.w + in_cols - 1) / in_cols;
+  const uint64_t rows_all = (uint64_t)x.n * th, row_cols = (uint64_t)l.f->in_tiles * in_upr;
+  const uint32_t out_upr = (uint32_t)(row_cols / l.f->out_tiles);
+  const uint32_t in_v4 = x.w % l.f->in_align == 0, w8 = x.w % 8 == 0;
   /* Chunks of tile rows whose V and M fit CHUNK_FLOATS (at least a row). */
   uint64_t max_cols = CHUNK_FLOATS / ((uint64_t)positions * MAX(cin, cout));
   uint64_t chunk_rows = MAX(1, MIN(rows_all, max_cols / row_cols));
@@ -162,18 +167,18 @@ void conv2d_winograd(graph *g, gtensor x, gweight w, gweight b, gtensor y,
     gtensor mt = graph_tensor(g, positions, cout, cols / 8, 8);
 
     in_push ip = {.cin = (uint32_t)cin, .h = (uint32_t)x.h, .w = (uint32_t)x.w, .th = th,
-                  .upr = upr, .r0 = (uint32_t)r0, .rows = rows, .cols = cols};
+                  .upr = in_upr, .r0 = (uint32_t)r0, .rows = rows, .cols = cols};
     gnode in = {
       .op = l.f->in_op,
       .spirv = l.f->in_spv, .spirv_size = l.f->in_size,
-      .spec = {w8}, .n_spec = 1,
+      .spec = {in_v4}, .n_spec = 1,
       .n_bind = 3,
       .bind = {gb_tensor_image4(x), gb_tensor_image(x), gb_tensor(v)},
       .writes = 2,
       .push_size = sizeof ip,
     };
     memcpy(in.push, &ip, sizeof ip);
-    graph_groups_1d((uint64_t)cin * cols / l.f->unit_tiles, 64, in.groups);
+    graph_groups_1d((uint64_t)cin * cols / l.f->in_tiles, 64, in.groups);
     graph_add(g, &in);
 
     /* The GEMM's nodes count the direct convolution's flops of the
@@ -189,7 +194,7 @@ void conv2d_winograd(graph *g, gtensor x, gweight w, gweight b, gtensor y,
     conv2d_cpu_record(g, v, u, b, mt, &gp, &l.plan, &gemm);
 
     out_push op = {.cout = (uint32_t)cout, .h = (uint32_t)x.h, .w = (uint32_t)x.w, .th = th,
-                   .upr = upr, .r0 = (uint32_t)r0, .rows = rows, .cols = cols,
+                   .upr = out_upr, .r0 = (uint32_t)r0, .rows = rows, .cols = cols,
                    .has_vec = p->vec != NULL, .has_res = p->residual != NULL,
                    .out_scale = p->out_scale != 0.0f ? p->out_scale : 1.0f};
     gtensor res = p->residual ? *p->residual : y;
@@ -205,7 +210,7 @@ void conv2d_winograd(graph *g, gtensor x, gweight w, gweight b, gtensor y,
       .push_size = sizeof op,
     };
     memcpy(out.push, &op, sizeof op);
-    graph_groups_1d((uint64_t)cout * rows * upr, 64, out.groups);
+    graph_groups_1d((uint64_t)cout * rows * out_upr, 64, out.groups);
     graph_add(g, &out);
   }
 }

@@ -87,7 +87,7 @@ typedef struct {
    * with values beyond the half range stays float32.  The U-Net's output
    * then differs from float32 weights by about 1e-3 relative (README, The
    * CLI, --fp16-weights); models stored in float16 lose nothing.  Also enabled by
-   * DDPM_FP16_WEIGHTS=1.  Default false: float32, within 2e-6 of diffusers. */
+   * DDPM_FP16_WEIGHTS=1.  Default false: float32, within 3e-6 of diffusers. */
   bool fp16_weights;
 } ddpm_context_params;
 
