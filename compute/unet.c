@@ -14,6 +14,10 @@ typedef struct {
   wmap *src;
   const ddpm_unet_config *cfg;
   GArray *probes;
+  /* Every resnet's time_emb_proj(SiLU(temb)), side by side: [n, sum of
+   * their couts]; temb_off maps a resnet's name to its first channel + 1. */
+  gtensor temb_proj;
+  GHashTable *temb_off;
 } builder;
 
 /* Weight `name` (printf-style) of the given shape. */
@@ -78,22 +82,66 @@ static gtensor linear_1x1(builder *b, gtensor x, int out,
 static const conv2d_params conv3x3 = {.k = 3, .stride = 1, .pad_t = 1,
                                       .pad_l = 1, .pad_b = 1, .pad_r = 1};
 
-/* ResnetBlock2D, time_embedding_norm "default"; temb_act = SiLU(temb). */
-static gtensor resnet(builder *b, gtensor x, gtensor temb_act, int cout,
-                      float out_scale, const char *prefix) {
+/* The resnets in the order unet_build_on builds them, with their output
+ * channels. */
+static GPtrArray *resnet_names(const ddpm_unet_config *cfg, GArray *couts) {
+  GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+  const int *ch = cfg->block_out_channels, levels = cfg->n_levels;
+  for (int i = 0; i < levels; i++)
+    for (int j = 0; j < cfg->layers_per_block; j++) {
+      g_ptr_array_add(names, g_strdup_printf("down_blocks.%d.resnets.%d", i, j));
+      g_array_append_val(couts, ch[i]);
+    }
+  for (int j = 0; j < 2; j++) {
+    g_ptr_array_add(names, g_strdup_printf("mid_block.resnets.%d", j));
+    g_array_append_val(couts, ch[levels - 1]);
+  }
+  for (int i = 0; i < levels; i++)
+    for (int j = 0; j <= cfg->layers_per_block; j++) {
+      g_ptr_array_add(names, g_strdup_printf("up_blocks.%d.resnets.%d", i, j));
+      g_array_append_val(couts, ch[levels - 1 - i]);
+    }
+  return names;
+}
+
+/* Every resnet's time_emb_proj (Linear(temb_dim, cout)) of temb_act =
+ * SiLU(temb) as one linear layer of their weights side by side: one or
+ * two dispatches instead of one or two per resnet. */
+static void time_emb_projections(builder *b, gtensor temb_act) {
+  GArray *couts = g_array_new(FALSE, FALSE, sizeof(int));
+  GPtrArray *names = resnet_names(b->cfg, couts);
+  gweight *ws = g_new(gweight, names->len), *bs = g_new(gweight, names->len);
+  b->temb_off = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  int total = 0;
+  for (guint r = 0; r < names->len; r++) {
+    const char *name = g_ptr_array_index(names, r);
+    int cout = g_array_index(couts, int, r);
+    ws[r] = weight(b, SHAPE(cout, temb_act.c), "%s.time_emb_proj.weight", name);
+    bs[r] = weight(b, SHAPE(cout), "%s.time_emb_proj.bias", name);
+    g_hash_table_insert(b->temb_off, g_strdup(name), GINT_TO_POINTER(total + 1));
+    total += cout;
+  }
+  gweight w = wstore_concat(b->ws, "@time_emb_proj.weight", ws, (int)names->len);
+  gweight bias = wstore_concat(b->ws, "@time_emb_proj.bias", bs, (int)names->len);
+  b->temb_proj = op_linear(b->g, temb_act, w, bias, total, false);
+  g_free(ws);
+  g_free(bs);
+  g_ptr_array_free(names, TRUE);
+  g_array_free(couts, TRUE);
+}
+
+/* ResnetBlock2D, time_embedding_norm "default", its time embedding's
+ * projection from b->temb_proj. */
+static gtensor resnet(builder *b, gtensor x, int cout, float out_scale, const char *prefix) {
   int groups = b->cfg->norm_num_groups;
   char *p = g_strdup_printf("%s.norm1", prefix);
   gtensor h = group_norm(b, x, groups, true, p);
   g_free(p);
 
-  p = g_strdup_printf("%s.time_emb_proj", prefix);
-  gweight tw = weight(b, SHAPE(cout, temb_act.c), "%s.weight", p);
-  gweight tb = weight(b, SHAPE(cout), "%s.bias", p);
-  gtensor tproj = op_linear(b->g, temb_act, tw, tb, cout, false);
-  g_free(p);
-
   conv2d_params c1 = conv3x3;
-  c1.vec = &tproj;
+  c1.vec = &b->temb_proj;
+  c1.vec_off = GPOINTER_TO_INT(g_hash_table_lookup(b->temb_off, prefix)) - 1;
+  g_return_val_if_fail(c1.vec_off >= 0, x);
   p = g_strdup_printf("%s.conv1", prefix);
   h = conv(b, h, cout, &c1, p);
   g_free(p);
@@ -205,8 +253,10 @@ void unet_build_on(graph *g, wstore *ws, wmap *src, const ddpm_unet_config *cfg,
   gtensor temb = op_linear(g, tproj, w1, b1, temb_dim, true);
   temb = op_linear(g, temb, w2, b2, temb_dim, false);
   probe(b, temb, "time_embedding");
-  /* Every resnet projects SiLU(temb): computed once here. */
+  /* Every resnet projects SiLU(temb): computed once here, projected for
+   * all of them at once. */
   temb = op_silu(g, temb);
+  time_emb_projections(b, temb);
 
   gtensor x = io->x;
   if (cfg->center_input_sample) x = op_affine(g, x, 2.0f, -1.0f);
@@ -221,7 +271,7 @@ void unet_build_on(graph *g, wstore *ws, wmap *src, const ddpm_unet_config *cfg,
   for (int i = 0; i < levels; i++) {
     for (int j = 0; j < cfg->layers_per_block; j++) {
       g_snprintf(name, sizeof name, "down_blocks.%d.resnets.%d", i, j);
-      x = resnet(b, x, temb, ch[i], 1.0f, name);
+      x = resnet(b, x, ch[i], 1.0f, name);
       probe(b, x, "%s", name);
       if (cfg->down_attn[i]) {
         g_snprintf(name, sizeof name, "down_blocks.%d.attentions.%d", i, j);
@@ -245,7 +295,7 @@ void unet_build_on(graph *g, wstore *ws, wmap *src, const ddpm_unet_config *cfg,
   /* Mid block: resnet, attention, resnet, all scaled by mid_block_scale_factor. */
   int cm = ch[levels - 1];
   float ms = cfg->mid_block_scale_factor;
-  x = resnet(b, x, temb, cm, ms, "mid_block.resnets.0");
+  x = resnet(b, x, cm, ms, "mid_block.resnets.0");
   probe(b, x, "mid_block.resnets.0");
   if (cfg->add_attention) {
     int mid_heads = heads_for(cfg, cm);
@@ -253,7 +303,7 @@ void unet_build_on(graph *g, wstore *ws, wmap *src, const ddpm_unet_config *cfg,
     x = attention(b, x, mid_heads, attn_groups, ms, "mid_block.attentions.0");
     probe(b, x, "mid_block.attentions.0");
   }
-  x = resnet(b, x, temb, cm, ms, "mid_block.resnets.1");
+  x = resnet(b, x, cm, ms, "mid_block.resnets.1");
   probe(b, x, "mid_block.resnets.1");
   probe(b, x, "mid_block");
 
@@ -264,7 +314,7 @@ void unet_build_on(graph *g, wstore *ws, wmap *src, const ddpm_unet_config *cfg,
       gtensor skip = skips[--n_skips];
       x = op_concat(g, x, skip);
       g_snprintf(name, sizeof name, "up_blocks.%d.resnets.%d", i, j);
-      x = resnet(b, x, temb, cout, 1.0f, name);
+      x = resnet(b, x, cout, 1.0f, name);
       probe(b, x, "%s", name);
       if (cfg->up_attn[i]) {
         g_snprintf(name, sizeof name, "up_blocks.%d.attentions.%d", i, j);
@@ -292,4 +342,5 @@ void unet_build_on(graph *g, wstore *ws, wmap *src, const ddpm_unet_config *cfg,
   probe(b, x, "conv_out");
   io->eps = x;
   io->probes = b->probes;
+  g_hash_table_destroy(b->temb_off);
 }

@@ -73,6 +73,36 @@ bool wstore_find(const wstore *ws, const char *name, gweight *out) {
   return true;
 }
 
+static void mark_replaced(wstore *ws, int id) {
+  entry *src = ENTRY(ws, id);
+  if (!src->replaced) {
+    src->replaced = true;
+    ws->bytes -= vk_align(MAX(src->count, 1) * sizeof(float));
+  }
+}
+
+gweight wstore_concat(wstore *ws, const char *name, const gweight *parts, int n) {
+  gweight d;
+  if (wstore_find(ws, name, &d)) return d;
+  g_return_val_if_fail(!ws->uploaded && n > 0, parts[0]);
+  uint64_t count = 0;
+  bool filled = true;
+  for (int i = 0; i < n; i++) {
+    count += parts[i].count;
+    filled = filled && ENTRY(ws, parts[i].id)->host != NULL;
+  }
+  float *dst = add(ws, name, count, filled, &d);
+  ws->params -= count; /* the same parameters, side by side */
+  uint64_t at = 0;
+  for (int i = 0; i < n; i++) {
+    entry *src = ENTRY(ws, parts[i].id); /* after the add: the array may have moved */
+    if (filled) memcpy(dst + at, src->host, parts[i].count * sizeof(float));
+    at += parts[i].count;
+    mark_replaced(ws, parts[i].id);
+  }
+  return d;
+}
+
 bool wstore_has_derived(const wstore *ws, gweight w, const char *tag) {
   char *key = g_strdup_printf("%d/%s", w.id, tag);
   gweight d;
@@ -97,10 +127,7 @@ gweight wstore_derive(wstore *ws, gweight w, const char *tag, uint64_t count,
   g_hash_table_insert(ws->by_name, key, GINT_TO_POINTER(d.id + 1));
   entry *src = ENTRY(ws, w.id); /* after the add: the array may have moved */
   if (filled) fill(src->host, dst, arg);
-  if (!src->replaced) {
-    src->replaced = true;
-    ws->bytes -= vk_align(MAX(src->count, 1) * sizeof(float));
-  }
+  mark_replaced(ws, w.id);
   return d;
 }
 

@@ -32,6 +32,11 @@ bool wstore_find(const wstore *ws, const char *name, gweight *out);
 typedef void (*wstore_fill_fn)(const float *src, float *dst, const void *arg);
 gweight wstore_derive(wstore *ws, gweight w, const char *tag, uint64_t count,
                       wstore_fill_fn fill, const void *arg);
+/* Arrays parts[0 .. n - 1] end to end as one new array named `name`,
+ * made once before the upload (later calls find it); the parts then take
+ * no device memory: every user of them must use the whole instead.  A
+ * stand-in among the parts makes the whole one. */
+gweight wstore_concat(wstore *ws, const char *name, const gweight *parts, int n);
 /* Whether wstore_derive has made copy `tag` of `w`. */
 bool wstore_has_derived(const wstore *ws, gweight w, const char *tag);
 

@@ -20,7 +20,8 @@ layout(std430, binding = 5) writeonly buffer Y { float y[]; };
 layout(push_constant) uniform P {
   uint n, cin, h, w, cout, ho, wo, k, stride;
   int pad_t, pad_l;
-  uint has_vec, has_res;
+  uint vec_stride, vec_off; // vec_stride 0: no vec
+  uint has_res;
   float out_scale;
 } p;
 
@@ -101,7 +102,7 @@ void main() {
       uint nb = pg / hw_out, q = pg % hw_out;
       uint o = (nb * p.cout + co) * hw_out + q;
       float v = acc[i][j] + bias[co];
-      if (p.has_vec != 0) v += vec[nb * p.cout + co];
+      if (p.vec_stride != 0) v += vec[nb * p.vec_stride + p.vec_off + co];
       if (p.has_res != 0) v = (res[o] + v) / p.out_scale;
       y[o] = v;
     }

@@ -73,7 +73,7 @@ layout(push_constant) uniform Push {
   int pad_t, pad_l;
   uint tiles_y, nb0;              // tile rows per image, first image
   uint c0;                        // first input channel
-  uint first, last, has_vec, has_res;
+  uint first, last, vec_stride, vec_off, has_res; // vec_stride 0: no vec
   float out_scale;
   uint wbase;                     // first texel of this slice's weights
   uint cblocks, slice_texels, split_stride; // split: see above
@@ -156,8 +156,8 @@ void main() {
   uint obase = (nb * p.cout + cc) * p.ho * p.wo;
   float init = imageLoad(bias, int(cc)).x;
   init = p.has_bias != 0 ? init : 0.0;
-  float vv = imageLoad(vec, p.has_vec != 0 ? int(nb * p.cout + cc) : 0).x;
-  init = p.has_vec != 0 ? init + vv : init;
+  float vv = imageLoad(vec, p.vec_stride != 0 ? int(nb * p.vec_stride + p.vec_off + cc) : 0).x;
+  init = p.vec_stride != 0 ? init + vv : init;
   init = slice == 0 ? init : 0.0;
   uint y0 = slice * p.split_stride; // this slice's sum in y
   bool apply_res = p.last != 0 && p.has_res != 0;

@@ -25,7 +25,7 @@ layout(std430, binding = 6) writeonly buffer Y4 { vec4 y4[]; }; // the same
 layout(push_constant) uniform P {
   uint cout, h, w, th, upr; // upr: pairs per tile row
   uint r0, rows, cols;
-  uint has_vec, has_res;
+  uint vec_stride, vec_off, has_res; // vec_stride 0: no vec
   float out_scale;
 } p;
 
@@ -55,8 +55,8 @@ void main() {
     m[pos] = (qc & 1) != 0 ? t.zw : t.xy;
   }
   float init = imageLoad(bias, int(co)).x;
-  float vv = imageLoad(vec, p.has_vec != 0 ? int(img * p.cout + co) : 0).x;
-  init = p.has_vec != 0 ? init + vv : init;
+  float vv = imageLoad(vec, p.vec_stride != 0 ? int(img * p.vec_stride + p.vec_off + co) : 0).x;
+  init = p.vec_stride != 0 ? init + vv : init;
 
   // o[i][c]: output row 4 ty + i, column 8 pr + c.
   float o[4][8];

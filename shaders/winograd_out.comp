@@ -24,7 +24,7 @@ layout(std430, binding = 6) writeonly buffer Y4 { vec4 y4[]; }; // the same
 layout(push_constant) uniform P {
   uint cout, h, w, th, qpr;
   uint r0, rows, cols;
-  uint has_vec, has_res;
+  uint vec_stride, vec_off, has_res; // vec_stride 0: no vec
   float out_scale;
 } p;
 
@@ -42,8 +42,8 @@ void main() {
   [[unroll]] for (uint pos = 0; pos < 16; pos++)
     m[pos] = imageLoad(m4, int(((pos * p.cout + co) * p.cols) / 4 + qc));
   float init = imageLoad(bias, int(co)).x;
-  float vv = imageLoad(vec, p.has_vec != 0 ? int(img * p.cout + co) : 0).x;
-  init = p.has_vec != 0 ? init + vv : init;
+  float vv = imageLoad(vec, p.vec_stride != 0 ? int(img * p.vec_stride + p.vec_off + co) : 0).x;
+  init = p.vec_stride != 0 ? init + vv : init;
 
   // o[i][c]: output row 2 ty + i, column 2 tx0 + c.
   float o[2][8];

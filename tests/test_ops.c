@@ -83,18 +83,23 @@ static void conv_case(int n, int cin, int hh, int ww, int cout, int k,
   float *x = rand_array((size_t)n * cin * hh * ww);
   float *wt = rand_array((size_t)cout * cin * k * k);
   float *b = rand_array(cout);
-  float *v = rand_array((size_t)n * cout);
+  /* vec: channels 2 .. cout + 1 of a wider tensor (the U-Net's resnets
+   * read their slice of all time-embedding projections). */
+  const int vw = cout + 3, voff = 2;
+  float *vwide = rand_array((size_t)n * vw), *v = g_new(float, (size_t)n * cout);
+  for (int i = 0; i < n; i++)
+    memcpy(v + (size_t)i * cout, vwide + (size_t)i * vw + voff, cout * sizeof(float));
   float *r = rand_array((size_t)n * cout * ho * wo);
   gtensor in[3];
-  const float *data[3] = {x, v, r};
+  const float *data[3] = {x, vwide, r};
   int n_in = 0;
   in[n_in++] = graph_input(h.g, n, cin, hh, ww);
-  gtensor tv = graph_input(h.g, n, cout, 1, 1);
+  gtensor tv = graph_input(h.g, n, vw, 1, 1);
   gtensor tr = graph_input(h.g, n, cout, ho, wo);
   in[n_in++] = tv;
   in[n_in++] = tr;
   conv2d_params p = {.k = k, .stride = stride, .pad_t = pt, .pad_l = pl,
-                     .pad_b = pb, .pad_r = pr, .vec = vec ? &tv : NULL,
+                     .pad_b = pb, .pad_r = pr, .vec = vec ? &tv : NULL, .vec_off = voff,
                      .residual = res ? &tr : NULL, .out_scale = scale};
   size_t nw = (size_t)cout * cin * k * k;
   if (ctx->fp16_weights && cin == 9) wt[nw / 2] = 70000.0f; /* beyond half: stays float32 */
@@ -123,7 +128,7 @@ static void conv_case(int n, int cin, int hh, int ww, int cout, int k,
   check_close(what, got, want, gtensor_count(y), f4 ? 3e-5 : 1e-5);
   g_free(what);
   g_free(want);
-  g_free(x); g_free(wt); g_free(b); g_free(v); g_free(r);
+  g_free(x); g_free(wt); g_free(b); g_free(v); g_free(vwide); g_free(r);
   harness_free(&h);
 }
 
@@ -532,6 +537,38 @@ static void test_wstore_derive(void) {
   wstore_free(ws);
 }
 
+/* Arrays joined end to end: made once, replacing their parts on the
+ * device, holding their data in order. */
+static void test_wstore_concat(void) {
+  wstore *ws = wstore_new(ctx);
+  gweight parts[2], keep;
+  memcpy(wstore_add(ws, "a", 3, &parts[0]), (float[]){1, 2, 3}, sizeof(float[3]));
+  memcpy(wstore_add(ws, "b", 2, &parts[1]), (float[]){4, 5}, sizeof(float[2]));
+  memcpy(wstore_add(ws, "c", 1, &keep), (float[]){6}, sizeof(float));
+  uint64_t before = wstore_bytes(ws), params = wstore_params(ws);
+  gweight j1 = wstore_concat(ws, "@ab", parts, 2), j2 = wstore_concat(ws, "@ab", parts, 2);
+  g_assert_cmpint(j1.id, ==, j2.id);
+  g_assert_cmpint(j1.count, ==, 5);
+  g_assert_cmpuint(wstore_params(ws), ==, params);
+  g_assert_cmpuint(wstore_bytes(ws), ==, before - vk_align(3 * sizeof(float)) -
+                                             vk_align(2 * sizeof(float)) +
+                                             vk_align(5 * sizeof(float)));
+  GError *err = NULL;
+  g_assert_true(wstore_upload(ws, &err));
+  vk_binding vj = wstore_binding(ws, j1.id);
+  vk_buffer host;
+  g_assert_true(vk_buffer_create(ctx, 64, VK_MEM_HOST, &host, &err));
+  vk_program p;
+  g_assert_true(vk_program_begin(ctx, &p, 1, &err));
+  vk_program_copy(&p, vj.buffer, vj.offset, &host, 0, 5 * sizeof(float));
+  g_assert_true(vk_program_end(&p, &err) && vk_program_run(ctx, &p, &err));
+  vk_program_destroy(ctx, &p);
+  const float *got = host.mapped;
+  for (int i = 0; i < 5; i++) g_assert_cmpfloat(got[i], ==, i + 1);
+  vk_buffer_destroy(ctx, &host);
+  wstore_free(ws);
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   ctx = test_context();
@@ -549,6 +586,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/ops/noise", test_noise);
   g_test_add_func("/ops/arena_reuse", test_arena_reuse);
   g_test_add_func("/ops/wstore_derive", test_wstore_derive);
+  g_test_add_func("/ops/wstore_concat", test_wstore_concat);
   int rc = g_test_run();
   g_rand_free(rng);
   return test_context_finish(ctx, rc);

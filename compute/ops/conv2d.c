@@ -8,7 +8,7 @@
 typedef struct {
   uint32_t n, cin, h, w, cout, ho, wo, k, stride;
   int32_t pad_t, pad_l;
-  uint32_t has_vec, has_res;
+  uint32_t vec_stride, vec_off, has_res;
   float out_scale;
 } conv2d_push;
 
@@ -21,6 +21,8 @@ gtensor op_conv2d(graph *g, gtensor x, gweight w, gweight b, int cout,
   int ho = (x.h + p->pad_t + p->pad_b - p->k) / p->stride + 1;
   int wo = (x.w + p->pad_l + p->pad_r - p->k) / p->stride + 1;
   gtensor y = graph_tensor(g, x.n, cout, ho, wo);
+  g_return_val_if_fail(!p->vec || (p->vec->n == x.n && p->vec->h == 1 && p->vec->w == 1 &&
+                                   p->vec_off >= 0 && p->vec_off + cout <= p->vec->c), y);
   /* The register-tiled kernel on CPUs, the tiled GEMM on GPUs. */
   ddpm_context *ctx = graph_context(g);
   if (ops_use_cpu_kernels(g) && conv2d_cpu_supported(ctx ? &ctx->limits : NULL)) {
@@ -38,7 +40,8 @@ gtensor op_conv2d(graph *g, gtensor x, gweight w, gweight b, int cout,
     .n = x.n, .cin = x.c, .h = x.h, .w = x.w, .cout = cout,
     .ho = ho, .wo = wo, .k = p->k, .stride = p->stride,
     .pad_t = p->pad_t, .pad_l = p->pad_l,
-    .has_vec = p->vec != NULL, .has_res = p->residual != NULL,
+    .vec_stride = p->vec ? (uint32_t)p->vec->c : 0, .vec_off = (uint32_t)p->vec_off,
+    .has_res = p->residual != NULL,
     .out_scale = p->out_scale != 0.0f ? p->out_scale : 1.0f,
   };
   /* Unused optional inputs are bound to x; the shader never reads them. */

@@ -12,7 +12,7 @@ typedef struct {
   int32_t pad_t, pad_l;
   uint32_t tiles_y, nb0;
   uint32_t c0;
-  uint32_t first, last, has_vec, has_res;
+  uint32_t first, last, vec_stride, vec_off, has_res;
   float out_scale;
   uint32_t wbase;
   uint32_t cblocks, slice_texels, split_stride;
@@ -150,7 +150,8 @@ void conv2d_cpu_record(graph *g, gtensor x, gweight wt, gweight b, gtensor y,
     .cin = x.c, .h = x.h, .w = x.w, .cout = cout, .ho = y.h, .wo = y.w,
     .pad_t = p->pad_t, .pad_l = p->pad_l,
     .tiles_y = tiles_y,
-    .has_vec = p->vec != NULL, .has_res = p->residual != NULL,
+    .vec_stride = p->vec ? (uint32_t)p->vec->c : 0, .vec_off = (uint32_t)p->vec_off,
+    .has_res = p->residual != NULL,
     .out_scale = p->out_scale != 0.0f ? p->out_scale : 1.0f,
     .cblocks = cblocks, .slice_texels = (uint32_t)slice_texels,
     .img_texels = img_texels, .has_bias = gemm == NULL,

@@ -55,12 +55,20 @@ typedef struct {
   size_t in_size, out_size;
 } winograd_form;
 
-static const winograd_form F2 = {2, 4, 4, 8, "winograd", "conv3x3_winograd_in",
-                                 "conv3x3_winograd_gemm", "conv3x3_winograd_out", spv_winograd_in, spv_winograd_out,
-                                 sizeof spv_winograd_in, sizeof spv_winograd_out};
-static const winograd_form F4 = {4, 4, 2, 4, "winograd4", "conv3x3_winograd4_in",
-                                 "conv3x3_winograd4_gemm", "conv3x3_winograd4_out", spv_winograd4_in, spv_winograd4_out,
-                                 sizeof spv_winograd4_in, sizeof spv_winograd4_out};
+static const winograd_form F2 = {
+  .m = 2, .in_tiles = 4, .out_tiles = 4, .in_align = 8, .tag = "winograd",
+  .in_op = "conv3x3_winograd_in", .gemm_op = "conv3x3_winograd_gemm",
+  .out_op = "conv3x3_winograd_out",
+  .in_spv = spv_winograd_in, .out_spv = spv_winograd_out,
+  .in_size = sizeof spv_winograd_in, .out_size = sizeof spv_winograd_out,
+};
+static const winograd_form F4 = {
+  .m = 4, .in_tiles = 4, .out_tiles = 2, .in_align = 4, .tag = "winograd4",
+  .in_op = "conv3x3_winograd4_in", .gemm_op = "conv3x3_winograd4_gemm",
+  .out_op = "conv3x3_winograd4_out",
+  .in_spv = spv_winograd4_in, .out_spv = spv_winograd4_out,
+  .in_size = sizeof spv_winograd4_in, .out_size = sizeof spv_winograd4_out,
+};
 
 bool conv2d_winograd_applies(graph *g, gtensor x, gweight w, int cout,
                              const conv2d_params *p) {
@@ -129,7 +137,7 @@ typedef struct {
 } in_push;
 
 typedef struct {
-  uint32_t cout, h, w, th, upr, r0, rows, cols, has_vec, has_res;
+  uint32_t cout, h, w, th, upr, r0, rows, cols, vec_stride, vec_off, has_res;
   float out_scale;
 } out_push;
 
@@ -148,7 +156,8 @@ void conv2d_winograd(graph *g, gtensor x, gweight w, gweight b, gtensor y,
   /* Tiles: m x m outputs; a tile row padded to whole input transform
    * invocations, in_upr of them, and out_upr output ones. */
   const uint32_t in_cols = (uint32_t)(m * l.f->in_tiles);
-  const uint32_t th = (uint32_t)(x.h + m - 1) / m, in_upr = (uint32_t)(x.w + in_cols - 1) / in_cols;
+  const uint32_t th = (uint32_t)(x.h + m - 1) / m;
+  const uint32_t in_upr = (uint32_t)(x.w + in_cols - 1) / in_cols;
   const uint64_t rows_all = (uint64_t)x.n * th, row_cols = (uint64_t)l.f->in_tiles * in_upr;
   const uint32_t out_upr = (uint32_t)(row_cols / l.f->out_tiles);
   const uint32_t in_v4 = x.w % l.f->in_align == 0, w8 = x.w % 8 == 0;
@@ -195,7 +204,8 @@ void conv2d_winograd(graph *g, gtensor x, gweight w, gweight b, gtensor y,
 
     out_push op = {.cout = (uint32_t)cout, .h = (uint32_t)x.h, .w = (uint32_t)x.w, .th = th,
                    .upr = out_upr, .r0 = (uint32_t)r0, .rows = rows, .cols = cols,
-                   .has_vec = p->vec != NULL, .has_res = p->residual != NULL,
+                   .vec_stride = p->vec ? (uint32_t)p->vec->c : 0, .vec_off = (uint32_t)p->vec_off,
+                   .has_res = p->residual != NULL,
                    .out_scale = p->out_scale != 0.0f ? p->out_scale : 1.0f};
     gtensor res = p->residual ? *p->residual : y;
     gnode out = {

@@ -28,7 +28,8 @@ bool ops_fp16_weights(graph *g, gweight w);
 typedef struct {
   int k, stride;
   int pad_t, pad_l, pad_b, pad_r;
-  const gtensor *vec;
+  const gtensor *vec;  /* [n, c] with c >= vec_off + cout: channels vec_off .. added */
+  int vec_off;
   const gtensor *residual;
   float out_scale; /* 0 means 1 */
 } conv2d_params;
