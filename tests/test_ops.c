@@ -413,9 +413,9 @@ static void test_attention(void) {
   g_unsetenv("DDPM_KERNELS");
 }
 
-static void test_upsample_concat(void) {
+/* Rows of whole vec4s (w % 4 == 0) or not. */
+static void upsample_concat_case(int n, int c, int hh, int ww, int c2) {
   harness h = harness_new();
-  int n = 2, c = 5, hh = 3, ww = 7, c2 = 3;
   size_t cnt = (size_t)n * c * hh * ww;
   float *x = rand_array(cnt);
   float *b = rand_array((size_t)n * c2 * 4 * hh * ww);
@@ -434,6 +434,14 @@ static void test_upsample_concat(void) {
   check_close("concat", got, want, gtensor_count(y), 0);
   g_free(want); g_free(want_up); g_free(x); g_free(b);
   harness_free(&h);
+}
+
+static void test_upsample_concat(void) {
+  upsample_concat_case(2, 5, 3, 7, 3);
+  upsample_concat_case(2, 5, 3, 8, 3);
+  upsample_concat_case(1, 3, 4, 4, 2);
+  /* 2^20 rows and more: exact divisions. */
+  upsample_concat_case(1, 1, (1 << 20) + 3, 4, 1);
 }
 
 static void test_affine(void) {

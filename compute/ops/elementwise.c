@@ -7,17 +7,23 @@
 
 gtensor op_upsample_nearest2x(graph *g, gtensor x) {
   gtensor y = graph_tensor(g, x.n, x.c, 2 * x.h, 2 * x.w);
-  struct { uint32_t nc, h, w; } pc = {(uint32_t)x.n * x.c, x.h, x.w};
+  const bool w4 = x.w % 4 == 0;
+  /* The shader's quotients are rows (of pixels or of vec4s) and images:
+   * div_fast is exact below 2^23; past 2^20 rows (huge tensors, and a
+   * test's size) exact divisions. */
+  const uint64_t rows = (uint64_t)x.n * x.c * (w4 ? x.h : 2 * x.h);
+  struct { uint32_t nc, h, w, exact; } pc = {(uint32_t)x.n * x.c, x.h, x.w, rows >= (1u << 20)};
   gnode nd = {
     .op = "upsample",
     .spirv = spv_upsample_nearest, .spirv_size = sizeof spv_upsample_nearest,
-    .n_bind = 2,
-    .bind = {gb_tensor(x), gb_tensor(y)},
-    .writes = 1,
+    .spec = {w4}, .n_spec = 1,
+    .n_bind = 4,
+    .bind = {gb_tensor_image(x), gb_tensor_image4(x), gb_tensor(y), gb_tensor(y)},
+    .writes = 2,
     .push_size = sizeof pc,
   };
   memcpy(nd.push, &pc, sizeof pc);
-  graph_groups_1d(gtensor_count(y), 64, nd.groups);
+  graph_groups_1d(w4 ? gtensor_count(x) / 4 : gtensor_count(y), 64, nd.groups);
   graph_add(g, &nd);
   return y;
 }
