@@ -103,8 +103,13 @@ gweight wstore_concat(wstore *ws, const char *name, const gweight *parts, int n)
   return d;
 }
 
+/* The name wstore_derive files copy `tag` of w under. */
+static char *derived_key(gweight w, const char *tag) {
+  return g_strdup_printf("%d/%s", w.id, tag);
+}
+
 bool wstore_has_derived(const wstore *ws, gweight w, const char *tag) {
-  char *key = g_strdup_printf("%d/%s", w.id, tag);
+  char *key = derived_key(w, tag);
   gweight d;
   bool found = wstore_find(ws, key, &d);
   g_free(key);
@@ -113,7 +118,7 @@ bool wstore_has_derived(const wstore *ws, gweight w, const char *tag) {
 
 gweight wstore_derive(wstore *ws, gweight w, const char *tag, uint64_t count,
                       wstore_fill_fn fill, const void *arg) {
-  char *key = g_strdup_printf("%d/%s", w.id, tag);
+  char *key = derived_key(w, tag);
   gweight d;
   if (wstore_find(ws, key, &d)) {
     g_free(key);

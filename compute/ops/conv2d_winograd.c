@@ -85,8 +85,9 @@ typedef struct {
   uint64_t per_pos;     /* floats per position */
 } u_layout;
 
-static void u_tag(const u_layout *l, char *tag, size_t size) {
-  g_snprintf(tag, size, "%s-%d-%d", l->f->tag, l->plan.kc, l->plan.cor);
+/* The weight store's tag of U in form f. */
+static void u_tag(const winograd_form *f, const conv2d_cpu_plan *plan, char *tag, size_t size) {
+  g_snprintf(tag, size, "%s-%d-%d", f->tag, plan->kc, plan->cor);
 }
 
 /* The form of w's U: the one already made (by the graph at the model's
@@ -95,10 +96,9 @@ static void u_tag(const u_layout *l, char *tag, size_t size) {
 static const winograd_form *pick_form(graph *g, gtensor x, gweight w, int cout,
                                       const conv2d_cpu_plan *plan) {
   char tag[48];
-  u_layout l4 = {.f = &F4, .plan = *plan}, l2 = {.f = &F2, .plan = *plan};
-  u_tag(&l4, tag, sizeof tag);
+  u_tag(&F4, plan, tag, sizeof tag);
   if (wstore_has_derived(graph_weights(g), w, tag)) return &F4;
-  u_tag(&l2, tag, sizeof tag);
+  u_tag(&F2, plan, tag, sizeof tag);
   if (wstore_has_derived(graph_weights(g), w, tag)) return &F2;
   bool f4 = (int64_t)x.c * cout <= MAX_CIN_COUT_F4 && x.h >= MIN_SIDE_F4 && x.w >= MIN_SIDE_F4;
   return f4 ? &F4 : &F2;
@@ -149,7 +149,7 @@ void conv2d_winograd(graph *g, gtensor x, gweight w, gweight b, gtensor y,
   l.per_pos = conv2d_cpu_plan_floats(&l.plan);
   const int m = l.f->m, positions = (m + 2) * (m + 2);
   char tag[48];
-  u_tag(&l, tag, sizeof tag);
+  u_tag(l.f, &l.plan, tag, sizeof tag);
   gweight u = wstore_derive(graph_weights(g), w, tag, positions * l.per_pos,
                             transform_weights, &l);
 
