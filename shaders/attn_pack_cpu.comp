@@ -7,11 +7,13 @@
 // channels, [co / 8][ci % KC / 4][co % 8] texels of 4 input channels, zero
 // past the matrix.  One invocation per texel.
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
 layout(local_size_x = 64) in;
+#include "store64.glsl"
 #include "index.glsl"
 
 layout(binding = 0, r32f) uniform readonly imageBuffer src;
-layout(std430, binding = 1) writeonly buffer W { vec4 w[]; };
+layout(std430, binding = 1) writeonly buffer W { u64vec2 w[]; };
 
 layout(push_constant) uniform P {
   uint images, rows, cols;   // src: [images][rows][cols]
@@ -40,5 +42,5 @@ void main() {
     float x = imageLoad(src, ok ? int(img * p.rows * p.cols + at) : 0).x;
     v[e] = ok ? x : 0.0;
   }
-  w[t] = v;
+  w[t] = bits64(v);
 }

@@ -27,7 +27,10 @@
 // and writes slice s's sum (bias and vec in slice 0's) at s * split_stride
 // of y; conv2d_sum_slices.comp adds them in slice order and applies res.
 #extension GL_EXT_control_flow_attributes : require
+#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
+#extension GL_GOOGLE_include_directive : require
 layout(local_size_x_id = 0) in;                // output channels per workgroup
+#include "store64.glsl"
 
 layout(constant_id = 1) const uint KS = 3;     // kernel size
 layout(constant_id = 2) const uint STRIDE = 1;
@@ -59,7 +62,7 @@ layout(std430, binding = 5) writeonly buffer Y { float y[]; };
 // time: a lane-by-lane store then moves 4 floats per lane, not 1.
 layout(binding = 6, rgba32f) uniform readonly imageBuffer part4;
 layout(binding = 7, rgba32f) uniform readonly imageBuffer res4;
-layout(std430, binding = 8) writeonly buffer Y4 { vec4 y4[]; };
+layout(std430, binding = 8) writeonly buffer Y4 { u64vec2 y4[]; };
 layout(binding = 9, rgba32f) uniform readonly imageBuffer x4;
 // Weights, per slice [output channel / 8][K4][output channel % 8] texels:
 // texel k / WPV of a channel holds weights k .. k + WPV - 1 of the slice,
@@ -179,8 +182,8 @@ void main() {
         [[unroll]] for (uint q = 0; q < TW / 4; q++)
           if (oy0 + ty < p.ho && ox0 + 4 * q < p.wo)
             y4[(y0 + obase + (oy0 + ty) * p.wo + ox0) / 4 + q] =
-              vec4(acc[ty * TW + 4 * q], acc[ty * TW + 4 * q + 1],
-                   acc[ty * TW + 4 * q + 2], acc[ty * TW + 4 * q + 3]);
+              bits64(vec4(acc[ty * TW + 4 * q], acc[ty * TW + 4 * q + 1],
+                          acc[ty * TW + 4 * q + 2], acc[ty * TW + 4 * q + 3]));
     }
     return;
   }

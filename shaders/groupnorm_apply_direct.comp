@@ -9,7 +9,9 @@
 // idle); the channel and group come from the row by float divisions,
 // exact below 2^20 (llvmpipe splits an integer division into one per lane).
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
 layout(local_size_x = 64) in;
+#include "store64.glsl"
 layout(constant_id = 0) const uint V = 1; // 1 or 4
 #include "index.glsl"
 
@@ -20,7 +22,7 @@ layout(binding = 2, r32f) uniform readonly imageBuffer stats; // groupnorm_stats
 layout(binding = 3, r32f) uniform readonly imageBuffer gamma;
 layout(binding = 4, r32f) uniform readonly imageBuffer beta;
 layout(std430, binding = 5) writeonly buffer Y { float y[]; };
-layout(std430, binding = 6) writeonly buffer Y4 { vec4 y4[]; }; // y, with V = 4
+layout(std430, binding = 6) writeonly buffer Y4 { u64vec2 y4[]; }; // y, with V = 4
 
 layout(push_constant) uniform P {
   uint n, c, hw, groups;
@@ -43,7 +45,7 @@ void main() {
   uint e = row * len + i; // vec4 index with V = 4, else element
   if (V == 4) {
     vec4 v = (imageLoad(x4, int(e)) - mean) * rstd * g + b;
-    y4[e] = p.silu != 0 ? v / (1.0 + exp(-v)) : v;
+    y4[e] = bits64(p.silu != 0 ? v / (1.0 + exp(-v)) : v);
   } else {
     float v = (imageLoad(x, int(e)).x - mean) * rstd * g + b;
     y[e] = p.silu != 0 ? silu(v) : v;

@@ -9,7 +9,9 @@
 // llvmpipe's loop limit (ops/groupnorm.c checks).
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
 layout(local_size_x_id = 0) in; // the subgroup size
+#include "store64.glsl"
 layout(constant_id = 1) const bool V4 = false; // hw % 4 == 0
 #include "index.glsl"
 
@@ -19,7 +21,7 @@ layout(binding = 1, rgba32f) uniform readonly imageBuffer x4; // x, with V4
 layout(binding = 2, r32f) uniform readonly imageBuffer gamma;
 layout(binding = 3, r32f) uniform readonly imageBuffer beta;
 layout(std430, binding = 4) writeonly buffer Y { float y[]; };
-layout(std430, binding = 5) writeonly buffer Y4 { vec4 y4[]; }; // y, with V4
+layout(std430, binding = 5) writeonly buffer Y4 { u64vec2 y4[]; }; // y, with V4
 
 layout(push_constant) uniform P {
   uint n, c, hw, groups;
@@ -65,7 +67,7 @@ void main() {
     if (V4) {
       for (uint i = lid; i < p.hw / 4; i += lx) {
         vec4 v = (imageLoad(x4, row / 4 + int(i)) - mean) * rstd * g + b;
-        y4[row / 4 + int(i)] = p.silu != 0 ? v / (1.0 + exp(-v)) : v;
+        y4[row / 4 + int(i)] = bits64(p.silu != 0 ? v / (1.0 + exp(-v)) : v);
       }
     } else {
       for (uint i = lid; i < p.hw; i += lx) {

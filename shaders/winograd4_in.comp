@@ -8,18 +8,21 @@
 //
 // One invocation is a quad of 4 consecutive tiles of one channel's tile
 // row (16 output columns): 6 input rows of 18 columns (with V4, w % 4 == 0,
-// as 6 vec4 image loads a row), then 36 vec4 stores (a buffer store moves
-// a vec4 per lane: pairs of tiles and vec2 stores took longer).  Columns
-// past the chunk's tiles (padding to the GEMM's 16) get zeros.
+// as 6 vec4 image loads a row), then 36 stores of 4 floats, each as two
+// 64-bit halves (store64.glsl; pairs of tiles and vec2 stores took
+// longer).  Columns past the chunk's tiles (padding to the GEMM's 16) get
+// zeros.
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
 layout(local_size_x = 64) in;
+#include "store64.glsl"
 #include "index.glsl"
 layout(constant_id = 0) const bool V4 = true; // w % 4 == 0
 
 layout(binding = 0, rgba32f) uniform readonly imageBuffer x4; // [n, cin, h, w]
 layout(binding = 1, r32f) uniform readonly imageBuffer x;     // the same
-layout(std430, binding = 2) writeonly buffer V4s { vec4 v4[]; }; // [36][cin][cols]
+layout(std430, binding = 2) writeonly buffer V4s { u64vec2 v4[]; }; // [36][cin][cols]
 
 layout(push_constant) uniform P {
   uint cin, h, w, th;  // th: tile rows per image, (h + 3) / 4
@@ -95,6 +98,6 @@ void main() {
   if (id < p.cin * nq) {
     [[unroll]] for (uint pos = 0; pos < 36; pos++)
       v4[((pos * p.cin + ci) * p.cols) / 4 + q] =
-        vec4(v[pos][0], v[pos][1], v[pos][2], v[pos][3]);
+        bits64(vec4(v[pos][0], v[pos][1], v[pos][2], v[pos][3]));
   }
 }

@@ -9,17 +9,19 @@
 // One invocation is a quad of 4 consecutive tiles of one channel's tile
 // row: it reads 4 input rows of 10 columns (with W8, w % 8 == 0, as 4
 // vec4 image loads a row: image loads gather inline on llvmpipe) and
-// stores 16 vec4s (a buffer store moves a vec4 per lane).  Columns past
+// stores 16 vec4s, each as two 64-bit halves (store64.glsl).  Columns past
 // the chunk's tiles (padding to the GEMM's 16) get zeros.
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
 layout(local_size_x = 64) in;
+#include "store64.glsl"
 #include "index.glsl"
 layout(constant_id = 0) const bool W8 = true; // w % 8 == 0
 
 layout(binding = 0, rgba32f) uniform readonly imageBuffer x4; // [n, cin, h, w]
 layout(binding = 1, r32f) uniform readonly imageBuffer x;     // the same
-layout(std430, binding = 2) writeonly buffer V4 { vec4 v4[]; }; // [16][cin][cols]
+layout(std430, binding = 2) writeonly buffer V4 { u64vec2 v4[]; }; // [16][cin][cols]
 
 layout(push_constant) uniform P {
   uint cin, h, w, th;  // th: tile rows per image, (h + 1) / 2
@@ -85,6 +87,6 @@ void main() {
   }
   if (id < p.cin * nq) {
     [[unroll]] for (uint pos = 0; pos < 16; pos++)
-      v4[((pos * p.cin + ci) * p.cols) / 4 + q] = vec4(v[pos][0], v[pos][1], v[pos][2], v[pos][3]);
+      v4[((pos * p.cin + ci) * p.cols) / 4 + q] = bits64(vec4(v[pos][0], v[pos][1], v[pos][2], v[pos][3]));
   }
 }

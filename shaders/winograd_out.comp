@@ -9,7 +9,9 @@
 // then 2 output rows of 8 columns (with W8 as vec4 stores).
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
 layout(local_size_x = 64) in;
+#include "store64.glsl"
 #include "index.glsl"
 layout(constant_id = 0) const bool W8 = true; // w % 8 == 0
 
@@ -19,7 +21,7 @@ layout(binding = 2, r32f) uniform readonly imageBuffer vec;    // [n, cout] or u
 layout(binding = 3, rgba32f) uniform readonly imageBuffer res4; // [n, cout, h, w] or unused
 layout(binding = 4, r32f) uniform readonly imageBuffer res;    // the same
 layout(std430, binding = 5) writeonly buffer Y { float y[]; }; // [n, cout, h, w]
-layout(std430, binding = 6) writeonly buffer Y4 { vec4 y4[]; }; // the same
+layout(std430, binding = 6) writeonly buffer Y4 { u64vec2 y4[]; }; // the same
 
 layout(push_constant) uniform P {
   uint cout, h, w, th, qpr;
@@ -83,8 +85,8 @@ void main() {
         uint orow = obase + (2 * ty + i) * p.w;
         if (W8) {
           [[unroll]] for (uint hq = 0; hq < 2; hq++)
-            y4[(orow + ox0) / 4 + hq] = vec4(o[i][4 * hq], o[i][4 * hq + 1],
-                                             o[i][4 * hq + 2], o[i][4 * hq + 3]);
+            y4[(orow + ox0) / 4 + hq] = bits64(vec4(o[i][4 * hq], o[i][4 * hq + 1],
+                                                    o[i][4 * hq + 2], o[i][4 * hq + 3]));
         } else {
           [[unroll]] for (uint c = 0; c < 8; c++)
             if (ox0 + int(c) < int(p.w)) y[orow + ox0 + c] = o[i][c];

@@ -7,7 +7,9 @@
 
 bool ops_use_cpu_kernels(graph *g) {
   ddpm_context *ctx = graph_context(g); /* NULL: a graph only planned */
-  if (ctx && ctx->limits.minTexelBufferOffsetAlignment > VK_SUBALLOC_ALIGN) return false;
+  if (ctx && (ctx->limits.minTexelBufferOffsetAlignment > VK_SUBALLOC_ALIGN ||
+              !ctx->shader_int64))
+    return false;
   const char *env = g_getenv("DDPM_KERNELS");
   if (env && !strcmp(env, "gpu")) return false;
   if (env && (!strcmp(env, "cpu") || !strcmp(env, "cpu-direct"))) return true;

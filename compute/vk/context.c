@@ -268,7 +268,13 @@ static bool create_device(ddpm_context *ctx, GError **err) {
     .queueCount = 1,
     .pQueuePriorities = &prio,
   };
+  /* 64-bit integers where the device has them: the CPU kernels store
+   * through them (shaders/store64.glsl) and need them. */
+  VkPhysicalDeviceFeatures have;
+  vkGetPhysicalDeviceFeatures(ctx->phys, &have);
+  ctx->shader_int64 = have.shaderInt64;
   VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+  f2.features.shaderInt64 = have.shaderInt64;
   VkDeviceCreateInfo dci = {
     .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
     .pNext = &f2,

@@ -31,6 +31,7 @@ struct ddpm_context {
   ddpm_device_info info;
   bool fp16_weights; /* convolution weights stored as halves (ops_fp16_weights) */
   bool subgroup_arith; /* subgroupAdd etc. in compute shaders */
+  bool shader_int64;   /* shaderInt64, enabled (the CPU kernels need it) */
   unsigned validation_messages;
   uint64_t device_bytes, peak_device_bytes; /* live / peak allocations */
   /* Device-local (VK_MEM_DEVICE) allocations only, live and peak, and the
