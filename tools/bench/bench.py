@@ -157,6 +157,7 @@ def main():
     if a.torch_worker:
         return torch_worker(a.configs, a.batch, a.iters, a.threads[0])
 
+    rounds = max(1, a.rounds)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         models = []
@@ -179,7 +180,7 @@ def main():
                     vk_cmds[(model, b, wmode)] = cmd
         vk_rounds = {key: [] for key in vk_cmds}
         runs = []  # PyTorch: (setting, threads, result) over every round
-        for _ in range(max(1, a.rounds)):
+        for _ in range(rounds):
             for key, cmd in vk_cmds.items():
                 run = subprocess.run(cmd, check=True, capture_output=True, text=True)
                 vk_rounds[key].append(json.loads(run.stdout))
@@ -224,7 +225,7 @@ def main():
     print(f"sgemm ceiling (PyTorch's BLAS, {best_ceiling[1]} threads, "
           f"{best_ceiling[0].get('OPENBLAS_CORETYPE', 'as installed')}): "
           f"{ceiling:.1f} GFLOP/s")
-    print(f"times: the lowest of {max(1, a.rounds)} alternating rounds' medians of "
+    print(f"times: the lowest of {rounds} alternating rounds' medians of "
           f"{a.iters} forwards, each side\n")
     print("| config | params (M) | batch | weights | GFLOP | Vulkan s | PyTorch s (threads, BLAS) "
           "| ratio | Vulkan GFLOP/s | PyTorch GFLOP/s | 3x3 conv GFLOP/s (of ceiling) "
