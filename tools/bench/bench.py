@@ -12,8 +12,11 @@ ddpm-randmodel, times `ddpm-bench` (one warm-up forward, then the median of
 torch.no_grad, the same weights), and prints a Markdown table with the
 ratio Vulkan / PyTorch (below 1: Vulkan faster), GFLOP per forward and achieved GFLOP/s, the peak
 device memory against the weights' size, the Vulkan time share of each op
-kind (GPU timestamps, DDPM_PROFILE), the 3x3 convolutions' GFLOP/s, and the
-machine's ceiling: sgemm GFLOP/s at 2048^3 through PyTorch's BLAS.
+kind (GPU timestamps, DDPM_PROFILE), the 3x3 convolutions' GFLOP/s, and two
+ceilings: the machine's, sgemm GFLOP/s at 2048^3 through PyTorch's BLAS, and
+the Vulkan device's own multiply-add peak (ddpm-peak: independent
+multiply-add chains in registers; on lavapipe a multiply and an add, as Mesa
+22.3 fuses none, so half or less of what the BLAS reaches with fused ones).
 
 On a shared machine the load of other tenants comes and goes, so the two
 sides are timed in --rounds alternating rounds (Vulkan, then PyTorch, then
@@ -180,7 +183,13 @@ def main():
                     vk_cmds[(model, b, wmode)] = cmd
         vk_rounds = {key: [] for key in vk_cmds}
         runs = []  # PyTorch: (setting, threads, result) over every round
+        peak_cmd = [os.path.join(a.build, "tools", "ddpm-peak")]
+        if a.device:
+            peak_cmd += ["--device", a.device]
+        peaks = []  # the device's multiply-add peak, once a round
         for _ in range(rounds):
+            peaks.append(json.loads(subprocess.run(peak_cmd, check=True, capture_output=True,
+                                                   text=True).stdout)["muladd_gflops"])
             for key, cmd in vk_cmds.items():
                 run = subprocess.run(cmd, check=True, capture_output=True, text=True)
                 vk_rounds[key].append(json.loads(run.stdout))
@@ -197,6 +206,7 @@ def main():
                        [r["median_s"] for r in vk_rounds[key]])
     best_ceiling = max(runs, key=lambda r: r[2]["sgemm_gflops"])
     ceiling = best_ceiling[2]["sgemm_gflops"]
+    device_peak = max(peaks)
     for name, model, b, wmode in [(n, m, b, w) for n, m in models for b in a.batch
                               for w in a.weights]:
         v, ops, vk_medians = vk[(model, b, wmode)]
@@ -217,6 +227,7 @@ def main():
             ratio=v["median_s"] / tm, vulkan_gflops=v["gflop"] / v["median_s"],
             torch_gflops=v["gflop"] / tm, conv3x3_gflops=conv3_gflops,
             conv3x3_of_ceiling=conv3_gflops / ceiling if conv3_gflops else None,
+            conv3x3_of_device_peak=conv3_gflops / device_peak if conv3_gflops else None,
             peak_device_mib=v["peak_device_bytes"] / 2**20,
             weights_mib=v["weight_bytes"] / 2**20, load_s=v.get("load_s"),
             first_forward_s=v.get("first_forward_s"), device=v["device"],
@@ -225,15 +236,18 @@ def main():
     print(f"sgemm ceiling (PyTorch's BLAS, {best_ceiling[1]} threads, "
           f"{best_ceiling[0].get('OPENBLAS_CORETYPE', 'as installed')}): "
           f"{ceiling:.1f} GFLOP/s")
+    print(f"device multiply-add peak (ddpm-peak, the best of {rounds}): "
+          f"{device_peak:.1f} GFLOP/s")
     print(f"times: the lowest of {rounds} alternating rounds' medians of "
           f"{a.iters} forwards, each side\n")
     print("| config | params (M) | batch | weights | GFLOP | Vulkan s | PyTorch s (threads, BLAS) "
-          "| ratio | Vulkan GFLOP/s | PyTorch GFLOP/s | 3x3 conv GFLOP/s (of ceiling) "
+          "| ratio | Vulkan GFLOP/s | PyTorch GFLOP/s | 3x3 conv GFLOP/s (of sgemm, of device peak) "
           "| peak device MiB | weights MiB | top ops (Vulkan time) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         top = ", ".join(f"{k} {v:.0%}" for k, v in list(r["op_shares"].items())[:3])
-        conv = (f"{r['conv3x3_gflops']:.1f} ({r['conv3x3_of_ceiling']:.0%})"
+        conv = (f"{r['conv3x3_gflops']:.1f} ({r['conv3x3_of_ceiling']:.0%}, "
+                f"{r['conv3x3_of_device_peak']:.0%})"
                 if r["conv3x3_gflops"] else "-")
         print(f"| {r['config']} | {r['params_m']:.2f} | {r['batch']} | {r['weights']} "
               f"| {r['gflop']:.2f} "
@@ -245,7 +259,8 @@ def main():
         print(f"\ndevice: {rows[0]['device']}")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump(dict(sgemm_gflops=ceiling, rows=rows), f, indent=1)
+            json.dump(dict(sgemm_gflops=ceiling, device_muladd_gflops=device_peak,
+                           device_peaks=peaks, rows=rows), f, indent=1)
 
 
 if __name__ == "__main__":
