@@ -1,5 +1,5 @@
 #version 450
-// The device's multiply-add peak, for tools/bench/peak.c: every invocation
+// The device's multiply-add peak, for tools/bench/peak_measure.c: every invocation
 // runs CHAINS independent chains a = a * m + c for STEPS steps, unrolled,
 // in registers.  A multiply and an add: what llvmpipe (Mesa 22.3) makes of
 // any multiply-add, fma() included, as NIR lowers ffma for it; a GPU
