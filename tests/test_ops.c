@@ -168,17 +168,18 @@ static void test_conv2d_fp16_later_graph(void) {
   g_unsetenv("DDPM_KERNELS");
 }
 
-/* A later graph of the same weights at another size keeps the Winograd
- * form the first graph chose (its U is the only copy on the device):
- * F(4x4) made at 32 x 32 serves 8 x 8, F(2x2) made at 8 x 8 serves 32 x 32. */
+/* A later graph of the same weights at another size keeps the form the
+ * first graph chose (its copy is the only one on the device): F(4x4) made
+ * at 32 x 32 serves 8 x 8 and 4 x 4, F(2x2) made at 8 x 8 serves 32 x 32,
+ * the direct kernel's copy made at 4 x 4 serves 32 x 32. */
 static void test_conv2d_winograd_later_graph(void) {
   g_setenv("DDPM_KERNELS", "cpu", TRUE);
   const int cin = 24, cout = 32, k = 3;
-  const int sizes[2][2] = {{32, 8}, {8, 32}};
+  const int sizes[4][2] = {{32, 8}, {8, 32}, {4, 32}, {32, 4}};
   size_t nw = (size_t)cout * cin * k * k;
   float *wt = rand_array(nw), *b = rand_array(cout);
   conv2d_params p = {.k = k, .stride = 1, .pad_t = 1, .pad_l = 1, .pad_b = 1, .pad_r = 1};
-  for (int order = 0; order < 2; order++) {
+  for (int order = 0; order < 4; order++) {
     harness h = harness_new();
     gweight gw = add_weight(h.ws, wt, nw), gb = add_weight(h.ws, b, cout);
     for (int pass = 0; pass < 2; pass++) {
@@ -253,6 +254,9 @@ static void test_conv2d(void) {
     conv_case(2, 33, 16, 16, 20, 3, 2, 1, 1, 1, 1, false, true, 1.0f); /* stride 2 */
     conv_case(1, 9, 16, 12, 12, 3, 2, 0, 0, 1, 1, true, false, 0);    /* pad 0,1 */
     conv_case(1, 70, 4, 4, 96, 1, 1, 0, 0, 0, 0, false, true, 1.0f);  /* 1x1, 2 slices of 64 */
+    /* Under 8 columns: direct (not Winograd), a 4 x 4 tile. */
+    conv_case(1, 48, 4, 4, 40, 3, 1, 1, 1, 1, 1, true, true, 1.0f);   /* 2 slices */
+    conv_case(1, 20, 8, 8, 24, 3, 2, 1, 1, 1, 1, false, true, 1.0f);  /* stride 2, to 4 x 4 */
     /* Slices of 64 workgroups each: dispatched one after the other; three
      * or more with fewer in one, then summed. */
     conv_case(1, 80, 32, 32, 16, 3, 1, 1, 1, 1, 1, true, true, 2.0f);

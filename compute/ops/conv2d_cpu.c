@@ -20,9 +20,11 @@ typedef struct {
 } conv2d_cpu_push;
 
 /* The shader's output tile of 2 x 8 pixels (accumulator registers) per
- * channel, fixed: every variant costs about a second of compile time per
+ * channel: every variant costs about a second of compile time per
  * process, so narrow images leave part of the tile idle rather than
- * getting variants of their own.  A workgroup has the most output
+ * getting variants of their own; only images of width 4 or less (a
+ * 32 x 32 U-Net's bottom level) get 4 x 4, as 2 x 8 would leave half of
+ * it idle.  A workgroup has the most output
  * channels of 64 (3x3) or 256 (1x1), or their halves down to 32, that
  * leaves at most an eighth of them idle: every invocation stages a
  * workgroup-th of the input tile, and a 1x1 invocation, with 9 times
@@ -32,7 +34,7 @@ typedef struct {
  * unrolled body's size; a 1x1 slice the most of 256, 128 or 64 that cin
  * fills, so wide ones dispatch a quarter as often (cifar10's 1x1
  * convolutions took 34 ms instead of 60). */
-enum { TILE_H = 2, TILE_W = 8, WG_3X3 = 64, WG_1X1 = 256, WG_MIN = 32, KC_3X3 = 32, KC_1X1_MAX = 256 };
+enum { TILE_H = 2, TILE_W = 8, NARROW = 4, WG_3X3 = 64, WG_1X1 = 256, WG_MIN = 32, KC_3X3 = 32, KC_1X1_MAX = 256 };
 
 /* A convolution of three or more slices with fewer workgroups than this
  * each runs them all in one dispatch, then sums them in a second: small
@@ -83,6 +85,18 @@ uint64_t conv2d_cpu_plan_floats(const conv2d_cpu_plan *a) {
   return (uint64_t)a->nslices * a->cor * a->k4 * 4;
 }
 
+/* The weight store's tag of w blocked by plan a. */
+static void blocked_tag(const conv2d_cpu_plan *a, char *tag, size_t size) {
+  g_snprintf(tag, size, "conv-cpu-%d-%d%s", a->kc, a->cor, a->f16 ? "-f16" : "");
+}
+
+bool conv2d_cpu_has_weights(graph *g, gweight w, int cin, int cout, int k, bool f16) {
+  conv2d_cpu_plan a = conv2d_cpu_plan_for(cin, cout, k, f16);
+  char tag[48];
+  blocked_tag(&a, tag, sizeof tag);
+  return wstore_has_derived(graph_weights(g), w, tag);
+}
+
 /* [cout][cin][kk] -> [slice][cor][kc * kk] weights, i.e. texels of 4 (8
  * halves) consecutive (channel, tap) of one output channel; the padding
  * zero. */
@@ -112,7 +126,7 @@ void conv2d_cpu(graph *g, gtensor x, gweight w, gweight b, gtensor y,
                 const conv2d_params *p) {
   conv2d_cpu_plan a = conv2d_cpu_plan_for(x.c, y.c, p->k, ops_fp16_weights(g, w));
   char tag[48];
-  g_snprintf(tag, sizeof tag, "conv-cpu-%d-%d%s", a.kc, a.cor, a.f16 ? "-f16" : "");
+  blocked_tag(&a, tag, sizeof tag);
   gweight wt = wstore_derive(graph_weights(g), w, tag, conv2d_cpu_plan_floats(&a),
                              block_weights, &a);
   conv2d_cpu_record(g, x, wt, b, y, p, &a, NULL);
@@ -139,8 +153,9 @@ void conv2d_cpu_record(graph *g, gtensor x, gweight wt, gweight b, gtensor y,
    * so images of up to 131070 rows (the U-Net allows 16384). */
   /* A 1x1 output (linears) gets a tile of one pixel: its own variant,
    * but a body a sixteenth the size. */
-  const bool one_px = y.h == 1 && y.w == 1;
-  const uint32_t th = one_px ? 1 : TILE_H, tw = one_px ? 1 : TILE_W;
+  const bool one_px = y.h == 1 && y.w == 1, narrow = y.w <= NARROW;
+  const uint32_t th = one_px ? 1 : narrow ? NARROW : TILE_H;
+  const uint32_t tw = one_px ? 1 : narrow ? NARROW : TILE_W;
   uint32_t tiles_x = vk_div_up(y.w, tw), tiles_y = vk_div_up(y.h, th);
   int per = (int)MIN((uint32_t)y.n, 65535u / tiles_y);
   g_return_if_fail(tiles_x <= 65535 && per >= 1 &&

@@ -29,6 +29,9 @@ typedef struct {
 /* The layout depends on the weight's shape only, so every graph of a
  * model asks for the same. */
 conv2d_cpu_plan conv2d_cpu_plan_for(int cin, int cout, int k, bool f16);
+/* Whether a graph of the model has made w's blocked copy for this kernel
+ * (the convolution is then direct in every graph). */
+bool conv2d_cpu_has_weights(graph *g, gweight w, int cin, int cout, int k, bool f16);
 /* Index of weight (co, ci, tap) in the blocked array (a half's index with
  * f16), and the array's size in floats (32-bit words). */
 uint64_t conv2d_cpu_plan_index(const conv2d_cpu_plan *a, int co, int ci, int tap);
@@ -54,7 +57,8 @@ void conv2d_cpu_record(graph *g, gtensor x, gweight wt, gweight b, gtensor y,
 
 /* The Winograd convolution for CPU devices (ops/conv2d_winograd.c),
  * F(4x4, 3x3) or F(2x2, 3x3): whether it takes this convolution, and the
- * recording, in the form the weight's first graph chose. */
+ * recording, in the form the weight's first graph chose (that graph's
+ * image decides both). */
 bool conv2d_winograd_applies(graph *g, gtensor x, gweight w, int cout,
                              const conv2d_params *p);
 void conv2d_winograd(graph *g, gtensor x, gweight w, gweight b, gtensor y,

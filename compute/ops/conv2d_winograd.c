@@ -33,6 +33,12 @@ enum { MAX_CIN_COUT = 256 * 512, MAX_CIN_COUT_F4 = 256 * 256 };
  * tiles of 4 x 4, in pairs of 8 columns, and the GEMM's 16 columns would
  * leave most of the work padding. */
 enum { MIN_SIDE_F4 = 16 };
+/* Below 8 columns F(2x2) is not worth it: its input transform pads a row
+ * of tiles to 8 columns and the GEMM its columns to 16, so on a 4 x 4
+ * image 4 of 16 are tiles and it does 16 multiply-adds an output, where
+ * the direct kernel's 4 x 4 tile does 9 (cifar10's 4 x 4 level, one
+ * thread: 21 -> 12.5 ms a forward, transforms included). */
+enum { MIN_W = 8 };
 
 /* A chunk's V or M takes at most this many floats (32 MiB), unless that
  * makes more than MAX_CHUNKS chunks (huge images: the graph would grow by
@@ -70,15 +76,6 @@ static const winograd_form F4 = {
   .in_size = sizeof spv_winograd4_in, .out_size = sizeof spv_winograd4_out,
 };
 
-bool conv2d_winograd_applies(graph *g, gtensor x, gweight w, int cout,
-                             const conv2d_params *p) {
-  /* Depends on the weight and the layer only, never on the image: every
-   * graph of a model must ask for the same weight layout. */
-  return ops_use_cpu_gemms(g) && p->k == 3 && p->stride == 1 && p->pad_t == 1 && p->pad_l == 1 &&
-         p->pad_b == 1 && p->pad_r == 1 && x.c >= 16 && cout >= 16 &&
-         (int64_t)x.c * cout <= MAX_CIN_COUT && !ops_fp16_weights(g, w);
-}
-
 typedef struct {
   const winograd_form *f;
   conv2d_cpu_plan plan; /* of one position's [cout][cin] matrix */
@@ -88,6 +85,24 @@ typedef struct {
 /* The weight store's tag of U in form f. */
 static void u_tag(const winograd_form *f, const conv2d_cpu_plan *plan, char *tag, size_t size) {
   g_snprintf(tag, size, "%s-%d-%d", f->tag, plan->kc, plan->cor);
+}
+
+bool conv2d_winograd_applies(graph *g, gtensor x, gweight w, int cout,
+                             const conv2d_params *p) {
+  if (!(ops_use_cpu_gemms(g) && p->k == 3 && p->stride == 1 && p->pad_t == 1 &&
+        p->pad_l == 1 && p->pad_b == 1 && p->pad_r == 1 && x.c >= 16 && cout >= 16 &&
+        (int64_t)x.c * cout <= MAX_CIN_COUT && !ops_fp16_weights(g, w)))
+    return false;
+  /* Every graph of a model shares its weights, so the layout the first
+   * graph (at the model's own size, before the upload) made decides. */
+  conv2d_cpu_plan plan = conv2d_cpu_plan_for(x.c, cout, 1, false);
+  char tag[48];
+  u_tag(&F4, &plan, tag, sizeof tag);
+  if (wstore_has_derived(graph_weights(g), w, tag)) return true;
+  u_tag(&F2, &plan, tag, sizeof tag);
+  if (wstore_has_derived(graph_weights(g), w, tag)) return true;
+  if (conv2d_cpu_has_weights(g, w, x.c, cout, 3, false)) return false;
+  return x.w >= MIN_W;
 }
 
 /* The form of w's U: the one already made (by the graph at the model's
