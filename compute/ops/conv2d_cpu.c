@@ -26,7 +26,7 @@ typedef struct {
  * 32 x 32 U-Net's bottom level) get 4 x 4, as 2 x 8 would leave half of
  * it idle.  A workgroup has the most output
  * channels of 64 (3x3) or 256 (1x1), or their halves down to 32, that
- * leaves at most an eighth of them idle: every invocation stages a
+ * leaves at most an eighth of them idle (8 for 8 or fewer): every invocation stages a
  * workgroup-th of the input tile, and a 1x1 invocation, with 9 times
  * fewer multiply-adds, pays for that 9 times as much (on cifar10's
  * Winograd GEMMs 256 made a forward 11% faster than 64; 3x3 convolutions
@@ -48,6 +48,9 @@ enum { SPLIT_BELOW = 64 };
 enum { LANES = 8 };
 
 static int workgroup_channels(int cout, int k) {
+  /* At most one vector of output channels (a U-Net's last convolution
+   * has 3): a workgroup of 32 would leave 29 of 32 idle. */
+  if (cout <= LANES) return LANES;
   for (int wg = k == 1 ? WG_1X1 : WG_3X3; wg > WG_MIN; wg /= 2)
     if ((cout + wg - 1) / wg * wg - cout <= cout / 8) return wg;
   return WG_MIN;
