@@ -24,9 +24,9 @@ typedef struct {
  * process, so narrow images leave part of the tile idle rather than
  * getting variants of their own; only images of width 4 or less (a
  * 32 x 32 U-Net's bottom level) get 4 x 4, as 2 x 8 would leave half of
- * it idle.  A workgroup has the most output
- * channels of 64 (3x3) or 256 (1x1), or their halves down to 32, that
- * leaves at most an eighth of them idle (8 for 8 or fewer): every invocation stages a
+ * it idle.  A workgroup has the most output channels of 64 (3x3) or 256
+ * (1x1), or their halves down to 32, that leaves at most an eighth of
+ * them idle (8 for 8 or fewer): every invocation stages a
  * workgroup-th of the input tile, and a 1x1 invocation, with 9 times
  * fewer multiply-adds, pays for that 9 times as much (on cifar10's
  * Winograd GEMMs 256 made a forward 11% faster than 64; 3x3 convolutions

@@ -87,34 +87,38 @@ static void u_tag(const winograd_form *f, const conv2d_cpu_plan *plan, char *tag
   g_snprintf(tag, size, "%s-%d-%d", f->tag, plan->kc, plan->cor);
 }
 
+/* The form of w's U that a graph of the model has made, if any: every
+ * graph shares the weights, so the first one's (at the model's own size,
+ * before the upload) decides for all. */
+static const winograd_form *made_form(graph *g, gweight w, const conv2d_cpu_plan *plan) {
+  static const winograd_form *const forms[] = {&F4, &F2};
+  char tag[48];
+  for (size_t i = 0; i < G_N_ELEMENTS(forms); i++) {
+    u_tag(forms[i], plan, tag, sizeof tag);
+    if (wstore_has_derived(graph_weights(g), w, tag)) return forms[i];
+  }
+  return NULL;
+}
+
 bool conv2d_winograd_applies(graph *g, gtensor x, gweight w, int cout,
                              const conv2d_params *p) {
   if (!(ops_use_cpu_gemms(g) && p->k == 3 && p->stride == 1 && p->pad_t == 1 &&
         p->pad_l == 1 && p->pad_b == 1 && p->pad_r == 1 && x.c >= 16 && cout >= 16 &&
         (int64_t)x.c * cout <= MAX_CIN_COUT && !ops_fp16_weights(g, w)))
     return false;
-  /* Every graph of a model shares its weights, so the layout the first
-   * graph (at the model's own size, before the upload) made decides. */
+  /* A copy made already decides, U or the direct kernel's; else the image. */
   conv2d_cpu_plan plan = conv2d_cpu_plan_for(x.c, cout, 1, false);
-  char tag[48];
-  u_tag(&F4, &plan, tag, sizeof tag);
-  if (wstore_has_derived(graph_weights(g), w, tag)) return true;
-  u_tag(&F2, &plan, tag, sizeof tag);
-  if (wstore_has_derived(graph_weights(g), w, tag)) return true;
+  if (made_form(g, w, &plan)) return true;
   if (conv2d_cpu_has_weights(g, w, x.c, cout, 3, false)) return false;
   return x.w >= MIN_W;
 }
 
-/* The form of w's U: the one already made (by the graph at the model's
- * own size, built before the upload), else F(4x4) for narrow weights on
- * wide images. */
+/* The form of w's U: the one already made, else F(4x4) for narrow weights
+ * on wide images. */
 static const winograd_form *pick_form(graph *g, gtensor x, gweight w, int cout,
                                       const conv2d_cpu_plan *plan) {
-  char tag[48];
-  u_tag(&F4, plan, tag, sizeof tag);
-  if (wstore_has_derived(graph_weights(g), w, tag)) return &F4;
-  u_tag(&F2, plan, tag, sizeof tag);
-  if (wstore_has_derived(graph_weights(g), w, tag)) return &F2;
+  const winograd_form *made = made_form(g, w, plan);
+  if (made) return made;
   bool f4 = (int64_t)x.c * cout <= MAX_CIN_COUT_F4 && x.h >= MIN_SIDE_F4 && x.w >= MIN_SIDE_F4;
   return f4 ? &F4 : &F2;
 }
